@@ -1,0 +1,26 @@
+# mailshift — see README.md.
+SHELL := /bin/bash
+GO ?= go
+
+.PHONY: demo demo-stop test test-unit test-integration lab-deps build vet bench
+
+build:
+	$(GO) build ./...
+
+demo:
+	deploy/dev/demo.sh
+
+demo-stop:
+	deploy/dev/server.sh stop
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# Everything CI runs: installs what the integration tests need, then runs
+# every test with the race detector.
+test: lab-deps vet
+	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) $(GO) test -race -count=1 -timeout 40m ./...
+
+lab-deps:
+	deploy/lab/install.sh

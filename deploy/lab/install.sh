@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the real servers the integration tests drive (Dovecot, BIND9,
+# PostgreSQL, mbsync) when missing. Debian packages; needs root.
+set -euo pipefail
+need=()
+command -v dovecot >/dev/null 2>&1 || need+=(dovecot-imapd)
+command -v named >/dev/null 2>&1 || need+=(bind9)
+command -v nsupdate >/dev/null 2>&1 || need+=(bind9-dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,193 @@
+// Package mailcopy copies every folder and message of one IMAP account to
+// another: faithfully (same bytes, flags and internal dates), resumably
+// (per-folder checkpoints, fingerprint deduplication) and with constant
+// memory (bodies are streamed from FETCH straight into APPEND).
+//
+// It has no Temporal imports; the activities drive it.
+package mailcopy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+)
+
+// Security says how a connection is protected.
+type Security string
+
+// Connection security modes. Plain must be chosen explicitly.
+const (
+	SecurityTLS      Security = "tls"
+	SecurityStartTLS Security = "starttls"
+	SecurityPlain    Security = "plain"
+)
+
+// Endpoint says where and as whom to log in.
+type Endpoint struct {
+	// Addr is host:port.
+	Addr     string
+	Security Security
+	// InsecureSkipVerify turns off certificate checks (lab use only).
+	InsecureSkipVerify bool
+	// User is the account whose mailbox is opened.
+	User string
+	// MasterUser, when set, logs in as the master user on behalf of User:
+	// "User<MasterSep>MasterUser" with LOGIN (Dovecot's convention), or SASL
+	// PLAIN with User as the authorization identity when UseSASLAuthz.
+	MasterUser   string
+	MasterSep    string
+	UseSASLAuthz bool
+	// Password is the password of MasterUser if set, else of User. It is
+	// never logged or returned.
+	Password string
+}
+
+// String names the endpoint without its secret.
+func (e Endpoint) String() string {
+	if e.MasterUser != "" {
+		return fmt.Sprintf("%s@%s (via %s)", e.User, e.Addr, e.MasterUser)
+	}
+	return fmt.Sprintf("%s@%s", e.User, e.Addr)
+}
+
+// PermanentError is an error that retrying cannot fix: bad credentials, over
+// quota, a hostile or broken mailbox. Kind is a short machine name.
+type PermanentError struct {
+	Kind string
+	Err  error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent error kinds.
+const (
+	KindAuthFailed     = "AuthFailed"
+	KindOverQuota      = "OverQuota"
+	KindVerifyMismatch = "VerifyMismatch"
+	KindBadConfig      = "BadConfig"
+)
+
+// IsPermanent reports whether err is permanent and returns its kind.
+func IsPermanent(err error) (string, bool) {
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return pe.Kind, true
+	}
+	return "", false
+}
+
+// classify turns IMAP response codes that no retry can fix into permanent
+// errors; everything else stays transient.
+func classify(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		switch ie.Code {
+		case imap.ResponseCodeAuthenticationFailed, imap.ResponseCodeAuthorizationFailed:
+			return &PermanentError{Kind: KindAuthFailed, Err: fmt.Errorf("%s: %w", what, err)}
+		case imap.ResponseCodeOverQuota, imap.ResponseCodeLimit:
+			return &PermanentError{Kind: KindOverQuota, Err: fmt.Errorf("%s: %w", what, err)}
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// conn is one logged-in IMAP connection. go-imap has no contexts, so a
+// cancelled context closes the connection, which fails the pending command.
+type conn struct {
+	*imapclient.Client
+	stop func() bool
+}
+
+func (c *conn) close() {
+	c.stop()
+	_ = c.Client.Close()
+}
+
+func dial(ctx context.Context, ep Endpoint) (*conn, error) {
+	opts := &imapclient.Options{
+		TLSConfig: &tls.Config{InsecureSkipVerify: ep.InsecureSkipVerify, ServerName: hostOf(ep.Addr)},
+		Dialer:    &net.Dialer{Timeout: 30 * time.Second},
+	}
+	var c *imapclient.Client
+	var err error
+	switch ep.Security {
+	case SecurityTLS, "":
+		c, err = imapclient.DialTLS(ep.Addr, opts)
+	case SecurityStartTLS:
+		c, err = imapclient.DialStartTLS(ep.Addr, opts)
+	case SecurityPlain:
+		c, err = imapclient.DialInsecure(ep.Addr, opts)
+	default:
+		return nil, &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("%s: unknown security %q (tls, starttls or plain)", ep.Addr, ep.Security)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", ep.Addr, err)
+	}
+	cn := &conn{Client: c}
+	cn.stop = context.AfterFunc(ctx, func() { _ = c.Close() })
+	if err := login(cn, ep); err != nil {
+		cn.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return cn, nil
+}
+
+func login(c *conn, ep Endpoint) error {
+	var err error
+	switch {
+	case ep.MasterUser != "" && ep.UseSASLAuthz:
+		err = c.Authenticate(sasl.NewPlainClient(ep.User, ep.MasterUser, ep.Password))
+	case ep.MasterUser != "":
+		sep := ep.MasterSep
+		if sep == "" {
+			sep = "*"
+		}
+		err = c.Login(ep.User+sep+ep.MasterUser, ep.Password).Wait()
+	default:
+		err = c.Login(ep.User, ep.Password).Wait()
+	}
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
+			// A NO to LOGIN is a credential problem whatever the code.
+			return &PermanentError{Kind: KindAuthFailed, Err: fmt.Errorf("log in to %s: %s", ep, ie.Text)}
+		}
+		return classify(err, "log in to "+ep.String())
+	}
+	return nil
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+// withoutRecent drops \Recent, which no server accepts in APPEND.
+func withoutRecent(flags []imap.Flag) []imap.Flag {
+	out := flags[:0:0]
+	for _, f := range flags {
+		if strings.EqualFold(string(f), `\Recent`) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}

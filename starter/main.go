@@ -1,0 +1,187 @@
+// Command starter is the operator's CLI: start migrations one by one or
+// from a plan, watch them, act on them (confirm, cancel, retry, rollback,
+// skip-dns) and export reports.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/mailshift/mailshift/internal/cli"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Getenv); err != nil {
+		var ue usageError
+		fmt.Fprintln(os.Stderr, "starter:", err)
+		if errors.As(err, &ue) {
+			fmt.Fprint(os.Stderr, usage)
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+const usage = `usage: starter [global flags] COMMAND [args]
+
+global flags (or MAILSHIFT_TEMPORAL_ADDRESS, MAILSHIFT_NAMESPACE, MAILSHIFT_DIRECTORY):
+  --temporal host:port   Temporal frontend (default localhost:7233)
+  --namespace NAME       (default "default")
+  --directory DSN        directory, for validating plans and the dns command
+  --dev-dir DIR          read the directory and DNS address of a worker running --dev
+
+commands:
+  start ADDRESS --to SERVICE [--plan ID] [--auto-confirm] [--dns-interval D]
+  plan FILE.csv [--plan-id ID] [--to SERVICE] [--auto-confirm] [--validate] [--valid-only] [--wait] [--rate N]
+  plan --domain DOMAIN --to SERVICE [--plan-id ID] [...]   every MX Plan account of a domain
+  status [--plan ID | ADDRESS...]
+  watch --plan ID [--interval D]
+  confirm|cancel|retry|rollback|skip-dns (ADDRESS... | --plan ID) [--by NAME] [--reason TEXT]
+  report --plan ID [--format csv|json]
+  dns DOMAIN --to SERVICE
+`
+
+func run(args []string, out io.Writer, getenv func(string) string) error {
+	g := flag.NewFlagSet("starter", flag.ContinueOnError)
+	g.SetOutput(io.Discard)
+	temporalAddr := g.String("temporal", envOr(getenv, "MAILSHIFT_TEMPORAL_ADDRESS", "localhost:7233"), "")
+	namespace := g.String("namespace", envOr(getenv, "MAILSHIFT_NAMESPACE", "default"), "")
+	dirDSN := g.String("directory", getenv("MAILSHIFT_DIRECTORY"), "")
+	devDir := g.String("dev-dir", "", "")
+	if err := g.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if g.NArg() == 0 {
+		return usageError{errors.New("no command")}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cli.Env{Out: out, TemporalAddress: *temporalAddr, Namespace: *namespace, DirectoryDSN: *dirDSN, DevDir: *devDir,
+		Dial: func(addr, ns string) (client.Client, error) {
+			return client.Dial(client.Options{HostPort: addr, Namespace: ns, Logger: cli.QuietLogger{}})
+		}}
+	defer env.Close()
+	cmd, rest := g.Arg(0), g.Args()[1:]
+	f := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	f.SetOutput(io.Discard)
+	parse := func() error {
+		// Flags may follow positional arguments.
+		var pos []string
+		a := rest
+		for {
+			if err := f.Parse(a); err != nil {
+				return usageError{fmt.Errorf("%s: %w", cmd, err)}
+			}
+			if f.NArg() == 0 {
+				break
+			}
+			pos = append(pos, f.Arg(0))
+			a = f.Args()[1:]
+		}
+		env.Args = pos
+		return nil
+	}
+	switch cmd {
+	case "start":
+		to := f.String("to", "", "")
+		planID := f.String("plan", "", "")
+		auto := f.Bool("auto-confirm", false, "")
+		dnsInt := f.String("dns-interval", "", "")
+		dnsDeadline := f.String("dns-deadline", "", "")
+		if err := parse(); err != nil {
+			return err
+		}
+		if len(env.Args) != 1 {
+			return usageError{errors.New("start: want exactly one ADDRESS")}
+		}
+		return env.Start(ctx, cli.StartArgs{Address: env.Args[0], To: *to, Plan: *planID, AutoConfirm: *auto, DNSInterval: *dnsInt, DNSDeadline: *dnsDeadline})
+	case "plan":
+		var p cli.PlanArgs
+		f.StringVar(&p.PlanID, "plan-id", "", "")
+		f.StringVar(&p.To, "to", "", "")
+		f.StringVar(&p.Domain, "domain", "", "")
+		f.BoolVar(&p.AutoConfirm, "auto-confirm", false, "")
+		f.BoolVar(&p.ValidateOnly, "validate", false, "")
+		f.BoolVar(&p.ValidOnly, "valid-only", false, "")
+		f.BoolVar(&p.Wait, "wait", false, "")
+		f.Float64Var(&p.Rate, "rate", 20, "")
+		f.StringVar(&p.DNSInterval, "dns-interval", "", "")
+		f.DurationVar(&p.Timeout, "timeout", 30*time.Minute, "")
+		if err := parse(); err != nil {
+			return err
+		}
+		if len(env.Args) == 1 {
+			p.File = env.Args[0]
+		} else if len(env.Args) > 1 || (p.Domain == "" && len(env.Args) == 0) {
+			return usageError{errors.New("plan: want one FILE, or --domain DOMAIN --to SERVICE")}
+		}
+		return env.Plan(ctx, p)
+	case "status":
+		planID := f.String("plan", "", "")
+		if err := parse(); err != nil {
+			return err
+		}
+		_, err := env.Status(ctx, *planID, env.Args)
+		return err
+	case "watch":
+		planID := f.String("plan", "", "")
+		interval := f.Duration("interval", 2*time.Second, "")
+		timeout := f.Duration("timeout", 0, "")
+		if err := parse(); err != nil {
+			return err
+		}
+		if *planID == "" && len(env.Args) == 0 {
+			return usageError{errors.New("watch: want --plan ID or addresses")}
+		}
+		return env.Watch(ctx, *planID, env.Args, *interval, *timeout)
+	case "confirm", "cancel", "retry", "rollback", "skip-dns":
+		planID := f.String("plan", "", "")
+		by := f.String("by", envOr(getenv, "USER", ""), "")
+		reason := f.String("reason", "", "")
+		if err := parse(); err != nil {
+			return err
+		}
+		if *planID == "" && len(env.Args) == 0 {
+			return usageError{fmt.Errorf("%s: want addresses or --plan ID", cmd)}
+		}
+		return env.Act(ctx, cmd, *planID, env.Args, *by, *reason)
+	case "report":
+		planID := f.String("plan", "", "")
+		format := f.String("format", "csv", "")
+		if err := parse(); err != nil {
+			return err
+		}
+		return env.Report(ctx, *planID, env.Args, *format)
+	case "dns":
+		to := f.String("to", "", "")
+		if err := parse(); err != nil {
+			return err
+		}
+		if len(env.Args) != 1 || *to == "" {
+			return usageError{errors.New("dns: want DOMAIN --to SERVICE")}
+		}
+		return env.DNS(ctx, env.Args[0], *to)
+	case "help", "-h", "--help":
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	return usageError{fmt.Errorf("unknown command %q", cmd)}
+}
+
+func envOr(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,87 @@
+// Command worker runs mailshift's Temporal worker: the account-migration
+// workflow and its activities. With --dev it also runs the embedded
+// platform (in-memory IMAP servers, SQLite directory, DNS) in-process.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/app"
+	"github.com/mailshift/mailshift/internal/config"
+	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/logging"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.Load(os.Args[1:], os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	ctx := context.Background()
+
+	var acts *activities.Activities
+	if cfg.Dev {
+		if err := os.MkdirAll(cfg.DevDir, 0o755); err != nil {
+			return err
+		}
+		dsn := filepath.Join(cfg.DevDir, "directory.db")
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			_ = os.Remove(dsn + suffix)
+		}
+		_ = os.Remove(filepath.Join(cfg.DevDir, "dev.json"))
+		st, a, err := app.StartDev(ctx, dsn, cfg.DevAccounts, cfg.DevMessages, log)
+		if err != nil {
+			return fmt.Errorf("dev platform: %w", err)
+		}
+		defer st.Close()
+		acts = a
+		if err := app.WriteDevInfo(cfg.DevDir, dsn, st, cfg.DevAccounts); err != nil {
+			return err
+		}
+		log.Info("dev platform up", zap.String("source", st.Source.Addr), zap.String("emailpro", st.EmailPro.Addr),
+			zap.String("exchange", st.Exchange.Addr), zap.String("dns", st.DNS.Addr), zap.String("directory", dsn))
+	} else {
+		dir, err := directory.Open(ctx, cfg.DirectoryDSN)
+		if err != nil {
+			return err
+		}
+		defer dir.Close()
+		if acts, err = app.Activities(ctx, cfg, dir, log); err != nil {
+			return err
+		}
+	}
+	acts.Connections = cfg.Connections
+
+	c, err := client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace,
+		Logger: logging.NewTemporal(log)})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	defer c.Close()
+	w := app.NewWorker(c, cfg.TaskQueue, acts, worker.Options{})
+	log.Info("worker started", zap.String("taskQueue", cfg.TaskQueue), zap.String("temporal", cfg.TemporalAddress))
+	// Run returns on SIGINT/SIGTERM after in-flight activities are given
+	// the worker's stop timeout to finish; their heartbeats let the next
+	// attempt resume.
+	return w.Run(worker.InterruptCh())
+}

@@ -1,0 +1,304 @@
+// Package workflows holds the account-migration workflow: deterministic
+// orchestration only. Everything that touches the world is an activity.
+package workflows
+
+import (
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/dnscheck"
+	"github.com/mailshift/mailshift/internal/mailcopy"
+)
+
+// Names shared by the worker, the starter and the Temporal UI.
+const (
+	TaskQueue    = "mailshift"
+	WorkflowName = "MigrateAccount"
+
+	UpdateConfirm  = "confirm"
+	UpdateCancel   = "cancel"
+	UpdateRetry    = "retry"
+	UpdateRollback = "rollback"
+	UpdateSkipDNS  = "skip-dns"
+	QueryProgress  = "progress"
+
+	workflowIDPrefix = "migrate:"
+)
+
+// Typed search attributes, upserted at every stage change so the UI can list
+// "every account of plan X that needs attention".
+var (
+	SAPlan   = temporal.NewSearchAttributeKeyKeyword("MigrationPlan")
+	SADomain = temporal.NewSearchAttributeKeyKeyword("MigrationDomain")
+	SAStage  = temporal.NewSearchAttributeKeyKeyword("MigrationStage")
+)
+
+// WorkflowID is the ID of the migration of address: one per account.
+func WorkflowID(address string) string {
+	return workflowIDPrefix + strings.ToLower(strings.TrimSpace(address))
+}
+
+// AddressOf is the inverse of WorkflowID.
+func AddressOf(workflowID string) (string, bool) {
+	return strings.CutPrefix(workflowID, workflowIDPrefix)
+}
+
+// Stage is a step of the migration.
+type Stage string
+
+// The stages, in order, and the two terminal outcomes besides done.
+const (
+	StagePreflight      Stage = "preflight"
+	StageWaitingForSlot Stage = "waiting-for-slot"
+	StageAwaitConfirm   Stage = "awaiting-confirmation"
+	StageLockSource     Stage = "lock-source"
+	StageAssignSlot     Stage = "assign-slot"
+	StageCopy           Stage = "copy"
+	StageSwitchRouting  Stage = "switch-routing"
+	StageDeltaSync      Stage = "delta-sync"
+	StageDNS            Stage = "dns-propagation"
+	StageVerify         Stage = "verify"
+	StageDone           Stage = "done"
+	StageNeedsAttention Stage = "needs-attention"
+	StageCancelled      Stage = "cancelled"
+	StageRolledBack     Stage = "rolled-back"
+)
+
+// Stages is the order in which a migration runs.
+var Stages = []Stage{StagePreflight, StageWaitingForSlot, StageAwaitConfirm, StageLockSource, StageAssignSlot,
+	StageCopy, StageSwitchRouting, StageDeltaSync, StageDNS, StageVerify, StageDone}
+
+func stageIndex(s Stage) int {
+	for i, x := range Stages {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// Input starts a migration. Only Address and To are required, so a person
+// can type it into the Temporal UI's Start Workflow form:
+//
+//	{"address": "alice@example.com", "to": "emailpro-1"}
+type Input struct {
+	// Address of the MX Plan mailbox to move.
+	Address string `json:"address"`
+	// To is the ID of the destination service (E-mail Pro or Exchange).
+	To string `json:"to"`
+	// Plan groups migrations (search attribute MigrationPlan).
+	Plan string `json:"plan,omitempty"`
+	// AutoConfirm skips the confirmation gate (the plan has been confirmed
+	// as a whole).
+	AutoConfirm bool `json:"autoConfirm,omitempty"`
+	// DNSDeadline bounds the propagation wait (Go duration, default "24h").
+	DNSDeadline string `json:"dnsDeadline,omitempty"`
+	// DNSInterval is the first wait between DNS checks (default "1m"); it
+	// doubles up to DNSMaxInterval (default "15m").
+	DNSInterval    string `json:"dnsInterval,omitempty"`
+	DNSMaxInterval string `json:"dnsMaxInterval,omitempty"`
+	// SlotRecheck is the wait between looks for a free slot (default "5m").
+	SlotRecheck string `json:"slotRecheck,omitempty"`
+	// NoNotice turns off the notice appended to the new INBOX.
+	NoNotice bool `json:"noNotice,omitempty"`
+	// IncludeFolders / ExcludeFolders are globs on folder paths ("a/b").
+	IncludeFolders []string `json:"includeFolders,omitempty"`
+	ExcludeFolders []string `json:"excludeFolders,omitempty"`
+
+	// Resume carries the state across continue-as-new; never set by hand.
+	Resume *State `json:"resume,omitempty"`
+}
+
+// settings are the validated, defaulted durations of an Input.
+type settings struct {
+	dnsDeadline, dnsInterval, dnsMax, slotRecheck time.Duration
+}
+
+// Validate checks an input and returns its settings; the error names the
+// field and the problem.
+func (in *Input) validate() (settings, error) {
+	var s settings
+	in.Address = strings.ToLower(strings.TrimSpace(in.Address))
+	in.To = strings.TrimSpace(in.To)
+	if err := ValidateAddress(in.Address); err != nil {
+		return s, err
+	}
+	if in.To == "" {
+		return s, fmt.Errorf("input: \"to\" (destination service ID) is required")
+	}
+	var err error
+	if s.dnsDeadline, err = dur("dnsDeadline", in.DNSDeadline, 24*time.Hour); err != nil {
+		return s, err
+	}
+	if s.dnsInterval, err = dur("dnsInterval", in.DNSInterval, time.Minute); err != nil {
+		return s, err
+	}
+	if s.dnsMax, err = dur("dnsMaxInterval", in.DNSMaxInterval, 15*time.Minute); err != nil {
+		return s, err
+	}
+	if s.slotRecheck, err = dur("slotRecheck", in.SlotRecheck, 5*time.Minute); err != nil {
+		return s, err
+	}
+	if s.dnsMax < s.dnsInterval {
+		s.dnsMax = s.dnsInterval
+	}
+	mo := mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}
+	if err := mo.Validate(); err != nil {
+		return s, fmt.Errorf("input: %w", err)
+	}
+	return s, nil
+}
+
+func dur(field, v string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("input: %q = %q is not a positive duration (like \"90s\", \"15m\", \"24h\")", field, v)
+	}
+	return d, nil
+}
+
+// ValidateAddress checks that s is a bare e-mail address with a valid domain.
+func ValidateAddress(s string) error {
+	if s == "" {
+		return fmt.Errorf("input: \"address\" is required")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return fmt.Errorf("input: address %q is not a bare e-mail address", s)
+	}
+	local, domain, _ := strings.Cut(s, "@")
+	if local == "" {
+		return fmt.Errorf("input: address %q has no local part", s)
+	}
+	if _, err := dnscheck.Normalize(domain); err != nil || !strings.Contains(domain, ".") {
+		return fmt.Errorf("input: address %q: domain %q is not valid", s, domain)
+	}
+	return nil
+}
+
+// DomainOf returns the domain of an address.
+func DomainOf(address string) string {
+	_, d, _ := strings.Cut(address, "@")
+	return d
+}
+
+// State is the workflow's state, carried across continue-as-new.
+type State struct {
+	Stage       Stage  `json:"stage"`
+	Next        int    `json:"next"`
+	FailedStage Stage  `json:"failedStage,omitempty"`
+	LastError   string `json:"lastError,omitempty"`
+	ErrorType   string `json:"errorType,omitempty"`
+	ConfirmedBy string `json:"confirmedBy,omitempty"`
+	Attempts    int    `json:"attempts"`
+
+	Preflight *activities.PreflightResult    `json:"preflight,omitempty"`
+	Slot      *activities.SlotResult         `json:"slot,omitempty"`
+	Copy      *activities.CopySummary        `json:"copy,omitempty"`
+	Deltas    int                            `json:"deltas"`
+	DeltaMsgs int                            `json:"deltaMessages"`
+	Checkpts  map[string]mailcopy.Checkpoint `json:"checkpoints,omitempty"`
+	Verify    *activities.VerifySummary      `json:"verify,omitempty"`
+	DNS       *dnscheck.Diagnostic           `json:"dns,omitempty"`
+	DNSStreak int                            `json:"dnsStreak"`
+	DNSChecks int                            `json:"dnsChecks"`
+	DNSSince  time.Time                      `json:"dnsSince"`
+	DNSWait   time.Duration                  `json:"dnsWait"`
+	DNSPend   bool                           `json:"dnsPending"`
+	History   []StageEvent                   `json:"history,omitempty"`
+	Skips     []mailcopy.Skip                `json:"skips,omitempty"`
+	Started   time.Time                      `json:"started"`
+	Updated   time.Time                      `json:"updated"`
+	Notice    *activities.FinishResult       `json:"notice,omitempty"`
+	Actions   []OperatorAction               `json:"actions,omitempty"`
+}
+
+// StageEvent records when a stage started.
+type StageEvent struct {
+	Stage Stage     `json:"stage"`
+	At    time.Time `json:"at"`
+}
+
+// OperatorAction records an operator's command.
+type OperatorAction struct {
+	Action string    `json:"action"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Result is a finished migration.
+type Result struct {
+	Address     string               `json:"address"`
+	To          string               `json:"to"`
+	Plan        string               `json:"plan,omitempty"`
+	Outcome     Stage                `json:"outcome"`
+	ConfirmedBy string               `json:"confirmedBy,omitempty"`
+	Folders     int                  `json:"folders"`
+	Copied      int                  `json:"copied"`
+	Present     int                  `json:"present"`
+	Bytes       int64                `json:"bytes"`
+	DeltaCopied int                  `json:"deltaCopied"`
+	Skipped     []mailcopy.Skip      `json:"skipped,omitempty"`
+	Verified    int                  `json:"verified"`
+	DNSPending  bool                 `json:"dnsPending"`
+	DNS         *dnscheck.Diagnostic `json:"dns,omitempty"`
+	Stages      []StageEvent         `json:"stages"`
+	Actions     []OperatorAction     `json:"actions,omitempty"`
+	Started     time.Time            `json:"started"`
+	Finished    time.Time            `json:"finished"`
+}
+
+// ActionInput is the argument of every operator update.
+type ActionInput struct {
+	// By names the operator (recorded in the history and the result).
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ActionResult answers an operator update.
+type ActionResult struct {
+	Accepted string `json:"accepted"`
+	Stage    Stage  `json:"stage"`
+}
+
+// Progress answers the progress query.
+type Progress struct {
+	Address       string    `json:"address"`
+	To            string    `json:"to"`
+	Plan          string    `json:"plan,omitempty"`
+	Stage         Stage     `json:"stage"`
+	FailedStage   Stage     `json:"failedStage,omitempty"`
+	LastError     string    `json:"lastError,omitempty"`
+	ErrorType     string    `json:"errorType,omitempty"`
+	NextActions   []string  `json:"nextActions,omitempty"`
+	ConfirmedBy   string    `json:"confirmedBy,omitempty"`
+	FoldersDone   int       `json:"foldersDone"`
+	FoldersTotal  int       `json:"foldersTotal"`
+	MessagesDone  int       `json:"messagesCopied"`
+	MessagesTotal int       `json:"messagesTotal"`
+	BytesDone     int64     `json:"bytesCopied"`
+	BytesTotal    int64     `json:"bytesTotal"`
+	Skipped       int       `json:"skipped"`
+	DeltaSyncs    int       `json:"deltaSyncs"`
+	DNSChecks     int       `json:"dnsChecks"`
+	DNS           string    `json:"dns,omitempty"`
+	DNSPending    bool      `json:"dnsPending"`
+	Started       time.Time `json:"started"`
+	Updated       time.Time `json:"updated"`
+}
+
+// ValidateInput checks an input the way the workflow's first step does, so
+// a starter can refuse a bad row before starting anything.
+func ValidateInput(in Input) error {
+	_, err := in.validate()
+	return err
+}

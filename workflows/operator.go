@@ -1,0 +1,186 @@
+package workflows
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// registerUpdates installs the operator commands. Each has a validator, so a
+// command at the wrong moment is refused with the reason, before anything is
+// written to history.
+func (m *migration) registerUpdates(ctx workflow.Context) error {
+	type cmd struct {
+		name     string
+		validate func() error
+		apply    func(in ActionInput) string
+	}
+	cmds := []cmd{
+		{UpdateConfirm, m.canConfirm, func(in ActionInput) string {
+			m.confirmed = true
+			m.st.ConfirmedBy = operator(in)
+			return "confirmed by " + m.st.ConfirmedBy + ": the migration goes on; it cannot be undone once routing is switched"
+		}},
+		{UpdateCancel, m.canCancel, func(ActionInput) string {
+			m.cancelled = true
+			return "cancelled: nothing was changed"
+		}},
+		{UpdateRetry, m.canRetry, func(ActionInput) string {
+			m.action = UpdateRetry
+			return fmt.Sprintf("retrying stage %s", m.st.FailedStage)
+		}},
+		{UpdateRollback, m.canRollback, func(ActionInput) string {
+			if m.st.Stage == StageNeedsAttention {
+				m.action = UpdateRollback
+			} else {
+				m.rollback = true
+				if m.cancelStage != nil {
+					m.cancelStage()
+				}
+			}
+			return "rolling back: destination cleared, slot released, source unlocked"
+		}},
+		{UpdateSkipDNS, m.canSkipDNS, func(ActionInput) string {
+			if m.st.Stage == StageNeedsAttention {
+				m.action = UpdateSkipDNS
+			} else {
+				m.skipDNS = true
+			}
+			return "DNS wait skipped: the migration finishes with dnsPending"
+		}},
+	}
+	for _, c := range cmds {
+		c := c
+		err := workflow.SetUpdateHandlerWithOptions(ctx, c.name,
+			func(ctx workflow.Context, in ActionInput) (ActionResult, error) {
+				msg := c.apply(in)
+				m.st.Actions = append(m.st.Actions, OperatorAction{Action: c.name, By: operator(in), At: workflow.Now(ctx), Reason: in.Reason})
+				m.log.Info("operator action", "action", c.name, "by", operator(in), "reason", in.Reason)
+				return ActionResult{Accepted: msg, Stage: m.st.Stage}, nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ActionInput) error { return c.validate() }},
+		)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func operator(in ActionInput) string {
+	if in.By == "" {
+		return "unnamed operator"
+	}
+	return in.By
+}
+
+// before reports whether the migration has not yet reached stage s (looking
+// at the failed stage while it needs attention).
+func (m *migration) before(s Stage) bool {
+	cur := m.st.Stage
+	if cur == StageNeedsAttention {
+		cur = m.st.FailedStage
+	}
+	i := stageIndex(cur)
+	return i >= 0 && i < stageIndex(s)
+}
+
+func (m *migration) canConfirm() error {
+	if m.st.Stage != StageAwaitConfirm {
+		return fmt.Errorf("refused: confirm is only possible while awaiting confirmation; the migration is at %s", m.describe())
+	}
+	if m.confirmed {
+		return fmt.Errorf("refused: already confirmed by %s", m.st.ConfirmedBy)
+	}
+	return nil
+}
+
+func (m *migration) canCancel() error {
+	if m.terminal() {
+		return fmt.Errorf("refused: the migration is already %s", m.st.Stage)
+	}
+	if !m.before(StageLockSource) {
+		return fmt.Errorf("refused: the source is already locked (%s); use rollback before the routing switch, or retry", m.describe())
+	}
+	return nil
+}
+
+func (m *migration) canRetry() error {
+	if m.st.Stage != StageNeedsAttention {
+		return fmt.Errorf("refused: retry is only possible when the migration needs attention; it is at %s", m.describe())
+	}
+	if m.action != "" {
+		return fmt.Errorf("refused: %s already requested", m.action)
+	}
+	return nil
+}
+
+func (m *migration) canRollback() error {
+	if m.terminal() {
+		return fmt.Errorf("refused: the migration is already %s", m.st.Stage)
+	}
+	if m.st.Stage == StageNeedsAttention && m.st.FailedStage == StageRolledBack {
+		return nil // a failed rollback may be tried again
+	}
+	if !m.before(StageSwitchRouting) {
+		return fmt.Errorf("refused: mail for %s is already routed to %s (%s); a rollback would lose mail, so it is no longer possible: fix the cause and retry", m.in.Address, m.in.To, m.describe())
+	}
+	if m.rollback || m.action == UpdateRollback {
+		return fmt.Errorf("refused: rollback already requested")
+	}
+	return nil
+}
+
+func (m *migration) canSkipDNS() error {
+	if m.st.Stage == StageDNS || (m.st.Stage == StageNeedsAttention && m.st.FailedStage == StageDNS) {
+		if m.skipDNS {
+			return fmt.Errorf("refused: skip-dns already requested")
+		}
+		return nil
+	}
+	return fmt.Errorf("refused: skip-dns is only possible during %s; the migration is at %s", StageDNS, m.describe())
+}
+
+func (m *migration) terminal() bool {
+	switch m.st.Stage {
+	case StageDone, StageCancelled, StageRolledBack:
+		return true
+	}
+	return false
+}
+
+func (m *migration) describe() string {
+	if m.st.Stage == StageNeedsAttention {
+		return fmt.Sprintf("%s (failed at %s)", StageNeedsAttention, m.st.FailedStage)
+	}
+	return string(m.st.Stage)
+}
+
+// progress answers the progress query from the workflow's state.
+func (m *migration) progress() (Progress, error) {
+	p := Progress{Address: m.in.Address, To: m.in.To, Plan: m.in.Plan, Stage: m.st.Stage, FailedStage: m.st.FailedStage,
+		LastError: m.st.LastError, ErrorType: m.st.ErrorType, ConfirmedBy: m.st.ConfirmedBy,
+		DeltaSyncs: m.st.Deltas, DNSChecks: m.st.DNSChecks, DNSPending: m.st.DNSPend,
+		Started: m.st.Started, Updated: m.st.Updated, Skipped: len(m.st.Skips)}
+	if pf := m.st.Preflight; pf != nil {
+		p.FoldersTotal, p.MessagesTotal, p.BytesTotal = pf.Folders, pf.Messages, pf.Bytes
+	}
+	if c := m.st.Copy; c != nil {
+		p.FoldersDone = len(c.Folders)
+		p.MessagesDone = c.Copied + c.Present + m.st.DeltaMsgs
+		p.BytesDone = c.Bytes
+		p.Skipped = c.SkipCount
+	}
+	if m.st.DNS != nil {
+		p.DNS = m.st.DNS.Summary()
+	}
+	for _, c := range []struct {
+		name string
+		ok   func() error
+	}{{UpdateConfirm, m.canConfirm}, {UpdateCancel, m.canCancel}, {UpdateRetry, m.canRetry}, {UpdateRollback, m.canRollback}, {UpdateSkipDNS, m.canSkipDNS}} {
+		if c.ok() == nil {
+			p.NextActions = append(p.NextActions, c.name)
+		}
+	}
+	return p, nil
+}
