@@ -189,7 +189,7 @@ func (s *Server) handle(w dns.ResponseWriter, r *dns.Msg) {
 	for _, rr := range zd.rrs {
 		h := rr.Header()
 		if h.Rrtype == dns.TypeSOA {
-			soa = rr
+			soa = dns.Copy(rr)
 		}
 		if !strings.EqualFold(h.Name, q.Name) {
 			continue
@@ -205,7 +205,7 @@ func (s *Server) handle(w dns.ResponseWriter, r *dns.Msg) {
 			m.Rcode = dns.RcodeNameError
 		}
 		if soa != nil {
-			m.Ns = append(m.Ns, dns.Copy(soa))
+			m.Ns = append(m.Ns, soa)
 		}
 	}
 	_ = w.WriteMsg(m)

@@ -42,8 +42,8 @@ type Options struct {
 	InFlight int
 	// BatchSize is the number of messages per source FETCH.
 	BatchSize int
-	// OnProgress is called after every message with a snapshot; it must be
-	// quick (the activity turns it into a heartbeat).
+	// OnProgress is called after every message with a snapshot, one call
+	// at a time; it must be quick (the activity turns it into a heartbeat).
 	OnProgress func(Progress)
 	Logger     *zap.Logger
 }
@@ -245,6 +245,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 // tracker aggregates progress across workers.
 type tracker struct {
 	mu    sync.Mutex
+	cbMu  sync.Mutex // serializes OnProgress calls
 	opts  Options
 	cps   map[string]Checkpoint
 	total int
@@ -267,9 +268,7 @@ func (t *tracker) update(folder string, cp Checkpoint, f func(p *Progress)) {
 	}
 	snap := t.snapshotLocked()
 	t.mu.Unlock()
-	if t.opts.OnProgress != nil {
-		t.opts.OnProgress(snap)
-	}
+	t.report(snap)
 }
 
 func (t *tracker) folderDone() {
@@ -277,9 +276,16 @@ func (t *tracker) folderDone() {
 	t.done++
 	snap := t.snapshotLocked()
 	t.mu.Unlock()
-	if t.opts.OnProgress != nil {
-		t.opts.OnProgress(snap)
+	t.report(snap)
+}
+
+func (t *tracker) report(p Progress) {
+	if t.opts.OnProgress == nil {
+		return
 	}
+	t.cbMu.Lock()
+	defer t.cbMu.Unlock()
+	t.opts.OnProgress(p)
 }
 
 func (t *tracker) snapshot() Progress {
