@@ -300,8 +300,14 @@ func (a *Activities) Rollback(ctx context.Context, in RollbackInput) error {
 	dst, err := a.Dir.Service(ctx, in.To)
 	if err == nil {
 		if ep, err := a.endpoint(dst, in.Address); err == nil {
-			if err := a.Mail.Clear(ctx, ep); err != nil && !isAuth(err) {
-				return fromEngine(err)
+			if err := a.Mail.Clear(ctx, ep); err != nil {
+				if _, perm := mailcopy.IsPermanent(err); !perm {
+					return err
+				}
+				// The destination refuses the migrator (account never
+				// configured, or a broken service definition): nothing can
+				// have been copied there.
+				a.log(ctx).Warn("destination not cleared", zap.String("account", in.Address), zap.Error(err))
 			}
 		}
 	}
@@ -309,13 +315,6 @@ func (a *Activities) Rollback(ctx context.Context, in RollbackInput) error {
 		return err
 	}
 	return a.Dir.Unlock(ctx, in.Address, in.WorkflowID)
-}
-
-// isAuth reports a login refusal: the destination account does not exist
-// (never configured, or already released), so there is nothing to clear.
-func isAuth(err error) bool {
-	k, ok := mailcopy.IsPermanent(err)
-	return ok && k == mailcopy.KindAuthFailed
 }
 
 // CopyInput asks for a full copy or a delta pass.

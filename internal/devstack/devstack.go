@@ -71,13 +71,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	s := &Stack{Dir: dir, MasterUser: "mailshift", MasterPassword: randomString(18),
 		TSIG: dnscheck.TSIGKey{Name: "mailshift-dev.", Secret: base64.StdEncoding.EncodeToString([]byte(randomString(32)))}}
-	if s.Source, err = s.startIMAP(SourceService); err != nil {
+	if s.Source, err = s.startIMAP(); err != nil {
 		return nil, err
 	}
-	if s.EmailPro, err = s.startIMAP(EmailProService); err != nil {
+	if s.EmailPro, err = s.startIMAP(); err != nil {
 		return nil, err
 	}
-	if s.Exchange, err = s.startIMAP(ExchangeService); err != nil {
+	if s.Exchange, err = s.startIMAP(); err != nil {
 		return nil, err
 	}
 	zones := map[string]string{}
@@ -210,7 +210,6 @@ func isExists(err error) bool {
 // IMAPServer is an in-memory IMAP server for the accounts of one service.
 type IMAPServer struct {
 	Addr    string
-	service string
 	stack   *Stack
 	mem     *imapmemserver.Server
 	srv     *imapserver.Server
@@ -221,8 +220,8 @@ type IMAPServer struct {
 	internal string
 }
 
-func (s *Stack) startIMAP(service string) (*IMAPServer, error) {
-	is := &IMAPServer{service: service, stack: s, mem: imapmemserver.New(), users: map[string]*imapmemserver.User{}, internal: randomString(24)}
+func (s *Stack) startIMAP() (*IMAPServer, error) {
+	is := &IMAPServer{stack: s, mem: imapmemserver.New(), users: map[string]*imapmemserver.User{}, internal: randomString(24)}
 	is.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &session{Session: is.mem.NewSession(), srv: is}, nil, nil
@@ -281,13 +280,25 @@ func (s *session) Login(username, password string) error {
 		user, master = u, true
 	}
 	user = strings.ToLower(user)
-	hash, state, err := s.srv.stack.Dir.PasswordHash(context.Background(), s.srv.service, user)
+	// The server serves every service whose IMAP address is its own, as a
+	// platform's shared server does.
+	services, err := s.srv.stack.Dir.Services(context.Background())
 	if err != nil {
 		return imapserver.ErrAuthFailed
 	}
-	if !master && (state != directory.StateActive || !directory.VerifyPassword(hash, password)) {
-		return imapserver.ErrAuthFailed
+	for _, sv := range services {
+		if sv.IMAPAddr != s.srv.Addr {
+			continue
+		}
+		hash, state, err := s.srv.stack.Dir.PasswordHash(context.Background(), sv.ID, user)
+		if err != nil {
+			continue
+		}
+		if !master && (state != directory.StateActive || !directory.VerifyPassword(hash, password)) {
+			return imapserver.ErrAuthFailed
+		}
+		s.srv.user(user)
+		return s.Session.Login(user, s.srv.internal)
 	}
-	s.srv.user(user)
-	return s.Session.Login(user, s.srv.internal)
+	return imapserver.ErrAuthFailed
 }
