@@ -209,11 +209,11 @@ func isExists(err error) bool {
 
 // IMAPServer is an in-memory IMAP server for the accounts of one service.
 type IMAPServer struct {
-	Addr    string
-	stack   *Stack
-	mem     *imapmemserver.Server
-	srv     *imapserver.Server
-	ln      net.Listener
+	Addr  string
+	stack *Stack
+	mem   *imapmemserver.Server
+	srv   *imapserver.Server
+	ln    net.Listener
 
 	mu       sync.Mutex
 	users    map[string]*imapmemserver.User
