@@ -224,7 +224,7 @@ func (s *Stack) startIMAP() (*IMAPServer, error) {
 	is := &IMAPServer{stack: s, mem: imapmemserver.New(), users: map[string]*imapmemserver.User{}, internal: randomString(24)}
 	is.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &session{Session: is.mem.NewSession(), srv: is}, nil, nil
+			return &session{Session: StrictSession(is.mem.NewSession()), srv: is}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
 		InsecureAuth: true,
@@ -301,4 +301,27 @@ func (s *session) Login(username, password string) error {
 		return s.Session.Login(user, s.srv.internal)
 	}
 	return imapserver.ErrAuthFailed
+}
+
+// strictAppend is a session whose APPEND refuses a literal that ends before
+// its announced size (a client that disconnected mid-message), as Dovecot
+// does; go-imap's in-memory server would store the truncated message.
+type strictAppend struct {
+	imapserver.Session
+}
+
+// StrictSession wraps a session so truncated APPENDs are refused.
+func StrictSession(s imapserver.Session) imapserver.Session { return &strictAppend{Session: s} }
+
+func (s *strictAppend) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	buf := make([]byte, 0, r.Size())
+	b := bytes.NewBuffer(buf)
+	n, err := b.ReadFrom(r)
+	if err != nil {
+		return nil, err
+	}
+	if n != r.Size() {
+		return nil, fmt.Errorf("literal ended after %d of %d bytes", n, r.Size())
+	}
+	return s.Session.Append(mailbox, bytes.NewReader(b.Bytes()), options)
 }

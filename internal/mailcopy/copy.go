@@ -610,8 +610,15 @@ type pendingAppend struct {
 func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Flag, date time.Time, onDone func(imap.UID, int64, error) error) error {
 	size := body.Size()
 	cmd := a.d.Append(a.dest, size, &imap.AppendOptions{Flags: flags, Time: date})
-	if _, err := io.Copy(cmd, body); err != nil {
-		_ = cmd.Close()
+	n, err := io.Copy(cmd, body)
+	if err == nil && n != size {
+		err = fmt.Errorf("source sent %d of %d bytes", n, size)
+	}
+	if err != nil {
+		// Never finish a short literal: the server would store a truncated
+		// message. Dropping the connection mid-literal makes it discard the
+		// APPEND; the retry resumes from the checkpoint.
+		_ = a.d.Client.Close()
 		return fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)
 	}
 	if err := cmd.Close(); err != nil {

@@ -222,3 +222,23 @@ func HashOf(body []byte) string {
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:])
 }
+
+// Extra lists dst messages that no src message accounts for (a truncated
+// or foreign message).
+func Extra(src, dst Mailbox) []string {
+	var out []string
+	for f, msgs := range dst {
+		want := map[string]int{}
+		for _, m := range src[f] {
+			want[m.Hash]++
+		}
+		for _, m := range msgs {
+			if want[m.Hash] == 0 {
+				out = append(out, fmt.Sprintf("%s: unexpected message of %d bytes dated %v", f, m.Size, m.Date))
+				continue
+			}
+			want[m.Hash]--
+		}
+	}
+	return out
+}
