@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -105,13 +106,24 @@ func classify(err error, what string) error {
 
 // conn is one logged-in IMAP connection. go-imap has no contexts, so a
 // cancelled context closes the connection, which fails the pending command.
+//
+// The copy loop checks its context between messages and stops cleanly;
+// closing a connection under a running FETCH races with go-imap's reader,
+// so the hard close is only a fallback for a server that stalls.
 type conn struct {
 	*imapclient.Client
-	stop func() bool
+	stop   func() bool
+	closed chan struct{}
+	once   sync.Once
 }
+
+// hardCloseGrace is how long a cancelled copy may take to stop by itself
+// before its connections are cut.
+const hardCloseGrace = 20 * time.Second
 
 func (c *conn) close() {
 	c.stop()
+	c.once.Do(func() { close(c.closed) })
 	_ = c.Client.Close()
 }
 
@@ -135,8 +147,14 @@ func dial(ctx context.Context, ep Endpoint) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", ep.Addr, err)
 	}
-	cn := &conn{Client: c}
-	cn.stop = context.AfterFunc(ctx, func() { _ = c.Close() })
+	cn := &conn{Client: c, closed: make(chan struct{})}
+	cn.stop = context.AfterFunc(ctx, func() {
+		select {
+		case <-time.After(hardCloseGrace):
+			_ = c.Close()
+		case <-cn.closed:
+		}
+	})
 	if err := login(cn, ep); err != nil {
 		cn.close()
 		if ctx.Err() != nil {

@@ -209,7 +209,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 				if ctx.Err() != nil {
 					return
 				}
-				fr, err := copyFolder(sc, dc, j.m, tr, limit)
+				fr, err := copyFolder(ctx, sc, dc, j.m, tr, limit)
 				if err != nil {
 					if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 						err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -393,7 +393,7 @@ func createFolders(d *conn, ms []Mapping) error {
 }
 
 // copyFolder copies the messages of one folder past its checkpoint.
-func copyFolder(s, d *conn, m Mapping, tr *tracker, limit int64) (FolderResult, error) {
+func copyFolder(ctx context.Context, s, d *conn, m Mapping, tr *tracker, limit int64) (FolderResult, error) {
 	fr := FolderResult{Source: m.Source, Dest: m.Dest, Role: m.Role, Note: m.Note}
 	sel, err := s.Select(m.Source, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
@@ -522,7 +522,7 @@ func copyFolder(s, d *conn, m Mapping, tr *tracker, limit int64) (FolderResult, 
 		for _, mm := range todo[i:end] {
 			batch.AddNum(mm.UID)
 		}
-		if err := streamBatch(s, batch, byUID, ap, onDone); err != nil {
+		if err := streamBatch(ctx, s, batch, byUID, ap, onDone); err != nil {
 			return fr, err
 		}
 	}
@@ -535,11 +535,26 @@ func copyFolder(s, d *conn, m Mapping, tr *tracker, limit int64) (FolderResult, 
 }
 
 // streamBatch FETCHes the bodies of batch and streams each into an APPEND.
-func streamBatch(s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *appender, onDone func(imap.UID, int64, error) error) error {
+func streamBatch(ctx context.Context, s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *appender, onDone func(imap.UID, int64, error) error) error {
 	cmd := s.Fetch(batch, &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
 	})
+	// stop ends the FETCH early from this goroutine: the current body is
+	// read to its end and the rest of the batch drained, so go-imap's reader
+	// is never left waiting; a source that failed mid-body is closed instead.
+	stop := func(lit imap.LiteralReader, err error) error {
+		var ae *abortError
+		if errors.As(err, &ae) && ae.sourceBroken {
+			_ = s.Client.Close()
+			return err
+		}
+		if lit != nil {
+			_, _ = io.Copy(io.Discard, lit)
+		}
+		_ = cmd.Close()
+		return err
+	}
 	for {
 		msg := cmd.Next()
 		if msg == nil {
@@ -572,6 +587,9 @@ func streamBatch(s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *append
 					_, _ = io.Copy(io.Discard, it.Literal)
 					continue
 				}
+				if err := ctx.Err(); err != nil {
+					return stop(it.Literal, err)
+				}
 				if !haveFlags {
 					flags = mm.Flags
 				}
@@ -579,8 +597,7 @@ func streamBatch(s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *append
 					date = mm.Date
 				}
 				if err := ap.append(uid, it.Literal, withoutRecent(flags), date, onDone); err != nil {
-					_ = cmd.Close()
-					return err
+					return stop(it.Literal, err)
 				}
 			}
 		}
@@ -589,6 +606,30 @@ func streamBatch(s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *append
 		return classify(err, "fetch bodies")
 	}
 	return nil
+}
+
+// abortError is a failed APPEND stream; sourceBroken says the source
+// connection failed (its FETCH cannot be drained).
+type abortError struct {
+	sourceBroken bool
+	err          error
+}
+
+func (e *abortError) Error() string { return e.err.Error() }
+func (e *abortError) Unwrap() error { return e.err }
+
+// countingReader remembers whether reading the source failed.
+type countingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
 }
 
 // appender streams messages into APPENDs on one destination connection and
@@ -610,8 +651,10 @@ type pendingAppend struct {
 func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Flag, date time.Time, onDone func(imap.UID, int64, error) error) error {
 	size := body.Size()
 	cmd := a.d.Append(a.dest, size, &imap.AppendOptions{Flags: flags, Time: date})
-	n, err := io.Copy(cmd, body)
-	if err == nil && n != size {
+	src := &countingReader{r: body}
+	n, err := io.Copy(cmd, src)
+	short := err == nil && n != size
+	if short {
 		err = fmt.Errorf("source sent %d of %d bytes", n, size)
 	}
 	if err != nil {
@@ -619,7 +662,7 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 		// message. Dropping the connection mid-literal makes it discard the
 		// APPEND; the retry resumes from the checkpoint.
 		_ = a.d.Client.Close()
-		return fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)
+		return &abortError{sourceBroken: short || src.err != nil, err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
 	}
 	if err := cmd.Close(); err != nil {
 		return fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)
