@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,4 +242,76 @@ func Extra(src, dst Mailbox) []string {
 		}
 	}
 	return out
+}
+
+// StartPostgres starts a throwaway PostgreSQL cluster for one test.
+func StartPostgres(t testing.TB) string {
+	t.Helper()
+	dsn, stop, err := StartPostgresCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return dsn
+}
+
+// StartPostgresCluster starts a throwaway PostgreSQL cluster in a temporary
+// directory (as the postgres user when run as root) and returns its DSN and
+// how to stop it.
+func StartPostgresCluster() (string, func(), error) {
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		return "", nil, fmt.Errorf("PostgreSQL is not installed: run deploy/lab/install.sh (make test does)")
+	}
+	bin := filepath.Dir(bins[len(bins)-1])
+	dir, err := os.MkdirTemp("", "mailshift-pg-")
+	if err != nil {
+		return "", nil, err
+	}
+	asPG := func(name string, args ...string) *exec.Cmd {
+		if os.Geteuid() == 0 {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(bin, name)}, args...)...)
+		}
+		return exec.Command(filepath.Join(bin, name), args...)
+	}
+	fail := func(err error) (string, func(), error) {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			return fail(fmt.Errorf("chown: %v: %s", err, out))
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := asPG("initdb", "-D", data, "-A", "trust", "-U", "mailshift", "--no-sync").CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("initdb: %v: %s", err, out))
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, dir)
+	if out, err := asPG("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		return fail(fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log))
+	}
+	stop := func() {
+		_ = asPG("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").Run()
+		os.RemoveAll(dir)
+	}
+	return fmt.Sprintf("postgres://mailshift@127.0.0.1:%d/postgres?sslmode=disable", port), stop, nil
+}
+
+// FreePort returns a TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
