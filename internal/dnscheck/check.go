@@ -100,6 +100,10 @@ type Checker struct {
 	Timeout time.Duration
 	// Resolvers are recursive resolvers whose caches are also checked.
 	Resolvers []string
+	// Override maps a nameserver's name (FQDN) to the host:port to query
+	// instead of its address records: a hidden primary, a lab, a server
+	// reached through a tunnel.
+	Override map[string]string
 }
 
 // ServerAnswer is what one server said about one record.
@@ -225,6 +229,10 @@ func (c *Checker) findZone(ctx context.Context, name string) (string, []nameserv
 	for _, rr := range r.Answer {
 		ns, ok := rr.(*dns.NS)
 		if !ok {
+			continue
+		}
+		if addr, ok := c.Override[strings.ToLower(ns.Ns)]; ok {
+			nss = append(nss, nameserver{name: ns.Ns, addr: addr})
 			continue
 		}
 		ar, err := c.query(ctx, res, ns.Ns, dns.TypeA, true)

@@ -177,7 +177,9 @@ func (s *Server) handle(w dns.ResponseWriter, r *dns.Msg) {
 	if r.Opcode == dns.OpcodeUpdate {
 		m.Rcode = s.update(w, r, origin, zd)
 		s.mu.Unlock()
-		if t := r.IsTsig(); t != nil {
+		// Sign the answer only when the request's signature was good; an
+		// unknown key or bad signature gets an unsigned refusal, as BIND does.
+		if t := r.IsTsig(); t != nil && w.TsigStatus() == nil {
 			m.SetTsig(t.Hdr.Name, t.Algorithm, 300, int64(t.TimeSigned))
 		}
 		_ = w.WriteMsg(m)

@@ -113,7 +113,7 @@ func (u *Updater) Apply(ctx context.Context, zone string, want []Record) (bool, 
 	}
 	r, _, err := cl.ExchangeContext(ctx, m, u.Primary)
 	if err != nil {
-		if errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg) || errors.Is(err, dns.ErrAlg) {
+		if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrSecret) || errors.Is(err, dns.ErrKeyAlg) || errors.Is(err, dns.ErrAlg) {
 			return false, fmt.Errorf("update %s on %s: %w: TSIG: %v", zone, u.Primary, ErrRefused, err)
 		}
 		return false, fmt.Errorf("update %s on %s: %w", zone, u.Primary, err)

@@ -1,0 +1,163 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// BIND is a primary and a secondary named for one zone, both on 127.0.0.1
+// with their own ports, started from deploy/lab/bind.
+type BIND struct {
+	Zone       string
+	Port       [2]string
+	KeyName    string
+	Secret     string
+	rndcSecret string
+	ctlPort    [2]int
+	dirs       [2]string
+}
+
+// PrimaryAddr is where updates go.
+func (b *BIND) PrimaryAddr() string { return net.JoinHostPort("127.0.0.1", b.Port[0]) }
+
+// SecondaryAddr is the secondary's address.
+func (b *BIND) SecondaryAddr() string { return net.JoinHostPort("127.0.0.1", b.Port[1]) }
+
+// Override maps the zone's nameserver names to the two servers.
+func (b *BIND) Override() map[string]string {
+	return map[string]string{"ns1." + b.Zone + ".": b.PrimaryAddr(), "ns2." + b.Zone + ".": b.SecondaryAddr()}
+}
+
+func secret32() string {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return base64.StdEncoding.EncodeToString(k)
+}
+
+// StartBIND starts the pair and waits until both answer for the zone.
+func StartBIND(t testing.TB, zone string) *BIND {
+	t.Helper()
+	if _, err := exec.LookPath("named"); err != nil {
+		t.Fatalf("BIND9 is not installed: run deploy/lab/install.sh (make test does)")
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &BIND{Zone: zone, Port: [2]string{strconv.Itoa(FreePort(t)), strconv.Itoa(FreePort(t))}, KeyName: "mailshift-lab", Secret: secret32(), rndcSecret: secret32()}
+	for i, role := range []string{"primary", "secondary"} {
+		dir := t.TempDir()
+		b.dirs[i] = dir
+		b.ctlPort[i] = FreePort(t)
+		data := map[string]string{"Zone": zone, "KeyName": b.KeyName, "Secret": b.Secret, "RNDCSecret": b.rndcSecret,
+			"Dir": dir, "Port": b.Port[i], "PrimaryPort": b.Port[0], "CtlPort": strconv.Itoa(b.ctlPort[i]), "IP": "127.0.0.1", "PrimaryIP": "127.0.0.1"}
+		render(t, filepath.Join(root, "deploy/lab/bind/named-"+role+".conf.tmpl"), filepath.Join(dir, "named.conf"), data)
+		if role == "primary" {
+			render(t, filepath.Join(root, "deploy/lab/bind/lab.zone.tmpl"), filepath.Join(dir, zone+".zone"), data)
+		}
+		// named drops to the bind user when it can; let it write its files.
+		_ = exec.Command("chmod", "-R", "a+rwX", dir).Run()
+		cmd := exec.Command("named", "-g", "-c", filepath.Join(dir, "named.conf"))
+		log := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start named (%s): %v", role, err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		addr := net.JoinHostPort(data["IP"], b.Port[i])
+		if err := waitSOA(addr, zone, 20*time.Second); err != nil {
+			t.Fatalf("named %s on %s: %v\n%s", role, addr, err, log.String())
+		}
+	}
+	return b
+}
+
+func render(t testing.TB, tmpl, out string, data map[string]string) {
+	t.Helper()
+	tp, err := template.ParseFiles(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tp.Execute(&buf, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Serial returns the zone's serial on addr.
+func Serial(addr, zone string) (uint32, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
+	m.RecursionDesired = false
+	r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(m, addr)
+	if err != nil {
+		return 0, err
+	}
+	for _, rr := range r.Answer {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa.Serial, nil
+		}
+	}
+	return 0, fmt.Errorf("no SOA for %s from %s (rcode %s)", zone, addr, dns.RcodeToString[r.Rcode])
+}
+
+func waitSOA(addr, zone string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = Serial(addr, zone); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
+
+// Retransfer tells the secondary to fetch the zone from the primary now.
+func (b *BIND) Retransfer(ctx context.Context) error {
+	conf := filepath.Join(b.dirs[1], "rndc.conf")
+	text := fmt.Sprintf("key \"rndc-key\" { algorithm hmac-sha256; secret \"%s\"; };\noptions { default-key \"rndc-key\"; default-server 127.0.0.1; default-port %d; };\n", b.rndcSecret, b.ctlPort[1])
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "rndc", "-c", conf, "retransfer", b.Zone).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rndc retransfer: %v: %s", err, out)
+	}
+	return nil
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
