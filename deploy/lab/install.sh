@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v dovecot >/dev/null 2>&1 || need+=(dovecot-imapd)
+ls /usr/lib/dovecot/modules/libdriver_sqlite.so >/dev/null 2>&1 || need+=(dovecot-sqlite)
 command -v named >/dev/null 2>&1 || need+=(bind9)
 command -v nsupdate >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v rndc >/dev/null 2>&1 || need+=(bind9-utils)

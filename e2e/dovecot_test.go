@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/mailcopy"
+	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/testenv"
+)
+
+const masterPW = "lab-master-password"
+
+type lab struct {
+	dir      *directory.Store
+	src, dst *testenv.Dovecot
+}
+
+// startLab runs two Dovecots that read one directory: the MX Plan server
+// ("/" separator) and an E-mail Pro server (Courier-style "INBOX." prefix
+// with "." separator, an APPENDLIMIT).
+func startLab(t *testing.T) *lab {
+	t.Helper()
+	ctx := context.Background()
+	dbPath := filepath.Join(t.TempDir(), "directory.db")
+	dir, err := directory.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dir.Close() })
+	srcPort, dstPort := testenv.FreePort(t), testenv.FreePort(t)
+	for _, sv := range []directory.Service{
+		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addrOf(srcPort), IMAPSecurity: "plain"},
+		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addrOf(dstPort), IMAPSecurity: "plain", MaxMessageBytes: 1 << 20},
+	} {
+		if err := dir.AddService(ctx, sv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dir.AddAccount(ctx, directory.Account{Address: "alice@example.com", ServiceID: "mxplan-1", Locale: "fr"}, directory.HashPassword("alice-pw")); err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.AddSlot(ctx, "emailpro-1", "ab12@configureme.me", 5<<30); err != nil {
+		t.Fatal(err)
+	}
+	mh := directory.HashPassword(masterPW)
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "mxplan", Directory: dbPath, Services: []string{"mxplan-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: srcPort})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "emailpro", Directory: dbPath, Services: []string{"emailpro-1"},
+		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, AppendLimit: 1 << 20, Port: dstPort})
+	return &lab{dir: dir, src: src, dst: dst}
+}
+
+func addrOf(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func login(addr, user, pw string) error {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Login(user, pw).Wait()
+}
+
+// TestDovecotObeysDirectory: a lock, a slot and a release written to the
+// directory are obeyed by real Dovecot servers reading it.
+func TestDovecotObeysDirectory(t *testing.T) {
+	l := startLab(t)
+	ctx := context.Background()
+	const wf = "migrate:alice@example.com"
+	if err := login(l.src.Addr, "alice@example.com", "alice-pw"); err != nil {
+		t.Fatalf("owner login before lock: %v\n%s", err, l.src.Log())
+	}
+	if err := login(l.src.Addr, "alice@example.com", "wrong"); err == nil {
+		t.Fatalf("a wrong password logged in")
+	}
+	if err := l.dir.Lock(ctx, "alice@example.com", wf); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(l.src.Addr, "alice@example.com", "alice-pw"); err == nil {
+		t.Fatalf("owner still logs in after lock")
+	}
+	if err := login(l.src.Addr, "alice@example.com*mailshift", masterPW); err != nil {
+		t.Fatalf("master login on a locked account: %v\n%s", err, l.src.Log())
+	}
+	if err := l.dir.Unlock(ctx, "alice@example.com", wf); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(l.src.Addr, "alice@example.com", "alice-pw"); err != nil {
+		t.Fatalf("owner login after unlock: %v", err)
+	}
+
+	if err := login(l.dst.Addr, "alice@example.com", "alice-pw"); err == nil {
+		t.Fatalf("address logs in on the destination before any slot is configured")
+	}
+	if _, err := l.dir.ClaimSlot(ctx, "emailpro-1", "alice@example.com", wf, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.dir.ConfigureSlot(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(l.dst.Addr, "alice@example.com", "alice-pw"); err != nil {
+		t.Fatalf("owner login on the configured slot with the source password: %v\n%s", err, l.dst.Log())
+	}
+	if err := l.dir.ReleaseSlot(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(l.dst.Addr, "alice@example.com", "alice-pw"); err == nil {
+		t.Fatalf("address still logs in on the destination after release")
+	}
+}
+
+// TestCopyBetweenDovecots copies a generated mailbox between two real
+// Dovecots with different separators and namespaces, interrupts and resumes
+// it, and compares every message.
+func TestCopyBetweenDovecots(t *testing.T) {
+	l := startLab(t)
+	ctx := context.Background()
+	const wf = "migrate:alice@example.com"
+	if _, err := l.dir.ClaimSlot(ctx, "emailpro-1", "alice@example.com", wf, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.dir.ConfigureSlot(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	n := seedOverIMAP(t, l.src.Addr, "alice@example.com", "alice-pw", mailgen.Spec{Seed: 11, Messages: 400, MeanSize: 6 << 10,
+		NoIDPercent: 3, DupPercent: 3, Huge: 2 << 20})
+	if err := l.dir.Lock(ctx, "alice@example.com", wf); err != nil {
+		t.Fatal(err)
+	}
+	src := mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
+	dst := src
+	dst.Addr = l.dst.Addr
+
+	// First attempt dies part-way.
+	cctx, cancel := context.WithCancel(ctx)
+	var cps map[string]mailcopy.Checkpoint
+	_, err := mailcopy.Copy(cctx, src, dst, mailcopy.Options{OnProgress: func(p mailcopy.Progress) {
+		cps = p.Checkpoints
+		if p.Copied >= n/3 {
+			cancel()
+		}
+	}})
+	if err == nil {
+		t.Fatalf("interrupted copy reported success")
+	}
+	res, err := mailcopy.Copy(ctx, src, dst, mailcopy.Options{Checkpoints: cps})
+	if err != nil {
+		t.Fatalf("resumed copy: %v\n%s", err, l.dst.Log())
+	}
+	if res.Skipped != 1 {
+		t.Fatalf("skipped %d, want the 2 MB message over the 1 MB APPENDLIMIT", res.Skipped)
+	}
+	mapping := map[string]string{}
+	for _, f := range res.Folders {
+		mapping[f.Source] = f.Dest
+	}
+	for from, to := range map[string]string{"Sent": "INBOX.Sent", "Projets/Été 2025": "INBOX.Projets.Été 2025", "Archives/2023": "INBOX.Archives.2023", "Factures & Reçus": "INBOX.Factures & Reçus"} {
+		if mapping[from] != to {
+			t.Fatalf("%q went to %q, want %q (all: %v)", from, mapping[from], to, mapping)
+		}
+	}
+
+	// Owner view of both sides (the source read through the master user:
+	// the owner is locked out).
+	before, err := testenv.Read(l.src.Addr, "alice@example.com*mailshift", masterPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := testenv.Read(l.dst.Addr, "alice@example.com", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := testenv.Mailbox{}
+	for f, msgs := range before {
+		for _, m := range msgs {
+			if m.Size > 1<<20 {
+				continue // reported as skipped above
+			}
+			mapped[mapping[f]] = append(mapped[mapping[f]], m)
+		}
+	}
+	if miss := testenv.Missing(mapped, after); len(miss) > 0 {
+		t.Fatalf("%d differences after resume, first: %s", len(miss), miss[0])
+	}
+	if dup := testenv.Duplicates(mapped, after); len(dup) > 0 {
+		t.Fatalf("duplicates after resume: %s", dup[0])
+	}
+	if extra := testenv.Extra(mapped, after); len(extra) > 0 {
+		t.Fatalf("unexpected messages: %s", extra[0])
+	}
+	v, err := mailcopy.Verify(ctx, src, dst, mailcopy.Options{})
+	if err != nil || !v.OK() {
+		t.Fatalf("Verify() = %+v, %v", v, err)
+	}
+	t.Logf("%d messages, %d copied on resume, %d already there, verified %d", n, res.Copied, res.Present, v.Checked)
+}
+
+// seedOverIMAP fills a mailbox through APPEND, as mail clients would.
+func seedOverIMAP(t *testing.T, addr, user, pw string, spec mailgen.Spec) int {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pw).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(append([]string{}, mailgen.Parents...), mailgen.Folders...) {
+		if err := c.Create(f, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
+			t.Fatalf("create %q: %v", f, err)
+		}
+	}
+	n := 0
+	err = mailgen.Generate(spec, func(m mailgen.Message) error {
+		n++
+		cmd := c.Append(m.Folder, int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.Date})
+		if _, err := bytes.NewReader(m.Body).WriteTo(cmd); err != nil {
+			return err
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		_, err := cmd.Wait()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

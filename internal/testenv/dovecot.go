@@ -1,0 +1,119 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// DovecotOptions shape a lab Dovecot.
+type DovecotOptions struct {
+	Name string
+	// Directory is the SQLite file of the mailshift directory.
+	Directory string
+	// Services whose accounts this server serves.
+	Services []string
+	// Separator and Prefix of the personal namespace ("/" and "" by
+	// default; "." and "INBOX." give a Courier-style server).
+	Separator, Prefix string
+	// MasterUser and MasterHash ({SSHA256}) of the migrator.
+	MasterUser, MasterHash string
+	AppendLimit           int64
+	MaxConns              int
+	// Port to listen on (0: a free one).
+	Port int
+}
+
+// Dovecot is a running lab Dovecot.
+type Dovecot struct {
+	Addr string
+	Dir  string
+}
+
+// StartDovecot starts Dovecot from deploy/lab/dovecot with a private
+// configuration; it stops with the test.
+func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
+	t.Helper()
+	if _, err := exec.LookPath("dovecot"); err != nil {
+		t.Fatalf("Dovecot is not installed: run deploy/lab/install.sh (make test does)")
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Separator == "" {
+		o.Separator = "/"
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = 20
+	}
+	if o.Port == 0 {
+		o.Port = FreePort(t)
+	}
+	dir, err := os.MkdirTemp("", "mailshift-dovecot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Mail processes run as nobody and write under dir.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var quoted []string
+	for _, s := range o.Services {
+		quoted = append(quoted, "'"+s+"'")
+	}
+	data := map[string]string{"Dir": dir, "Name": o.Name, "Services": strings.Join(o.Services, ", "), "Port": strconv.Itoa(o.Port),
+		"Separator": o.Separator, "Prefix": o.Prefix, "MaxConns": strconv.Itoa(o.MaxConns), "UID": "65534", "GID": "65534",
+		"Directory": o.Directory, "ServiceList": strings.Join(quoted, ", ")}
+	if o.AppendLimit > 0 {
+		data["AppendLimit"] = strconv.FormatInt(o.AppendLimit, 10)
+	}
+	render(t, filepath.Join(root, "deploy/lab/dovecot/dovecot.conf.tmpl"), filepath.Join(dir, "dovecot.conf"), data)
+	render(t, filepath.Join(root, "deploy/lab/dovecot/sql.conf.ext.tmpl"), filepath.Join(dir, "sql.conf.ext"), data)
+	if err := os.WriteFile(filepath.Join(dir, "master-users"), []byte(o.MasterUser+":"+o.MasterHash+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("dovecot", "-F", "-c", filepath.Join(dir, "dovecot.conf"))
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = exec.Command("pkill", "-f", "mailshift-"+o.Name+" ").Run()
+		os.RemoveAll(dir)
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "* OK") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			dl, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+			t.Fatalf("Dovecot %s did not greet on %s: %v\n%s\n%s", o.Name, addr, err, log.String(), dl)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return &Dovecot{Addr: addr, Dir: dir}
+}
+
+// Log returns the server's log (for failure messages).
+func (d *Dovecot) Log() string {
+	b, _ := os.ReadFile(filepath.Join(d.Dir, "dovecot.log"))
+	return fmt.Sprintf("%s", b)
+}
