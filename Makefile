@@ -24,3 +24,10 @@ test: lab-deps vet
 
 lab-deps:
 	deploy/lab/install.sh
+
+# The copy benchmark: two lab Dovecots, a 10,000-message corpus, mbsync vs
+# the engine vs the copy stage through Temporal. Prints a table.
+bench: lab-deps
+	mkdir -p bin
+	$(GO) build -o bin/ ./worker ./starter ./cmd/mailshift-copy ./cmd/mailbench
+	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailbench $(BENCH_ARGS)

@@ -88,17 +88,21 @@ func StartBIND(t testing.TB, zone string) *BIND {
 
 func render(t testing.TB, tmpl, out string, data map[string]string) {
 	t.Helper()
+	if err := renderFile(tmpl, out, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func renderFile(tmpl, out string, data map[string]string) error {
 	tp, err := template.ParseFiles(tmpl)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	var buf bytes.Buffer
 	if err := tp.Execute(&buf, data); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return os.WriteFile(out, buf.Bytes(), 0o644)
 }
 
 // Serial returns the zone's serial on addr.

@@ -25,8 +25,8 @@ type DovecotOptions struct {
 	Separator, Prefix string
 	// MasterUser and MasterHash ({SSHA256}) of the migrator.
 	MasterUser, MasterHash string
-	AppendLimit           int64
-	MaxConns              int
+	AppendLimit            int64
+	MaxConns               int
 	// Port to listen on (0: a free one).
 	Port int
 }
@@ -41,12 +41,22 @@ type Dovecot struct {
 // configuration; it stops with the test.
 func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 	t.Helper()
+	d, stop, err := LaunchDovecot(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return d
+}
+
+// LaunchDovecot starts Dovecot and returns it with its stop function.
+func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 	if _, err := exec.LookPath("dovecot"); err != nil {
-		t.Fatalf("Dovecot is not installed: run deploy/lab/install.sh (make test does)")
+		return nil, nil, fmt.Errorf("Dovecot is not installed: run deploy/lab/install.sh (make test does)")
 	}
 	root, err := RepoRoot()
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	if o.Separator == "" {
 		o.Separator = "/"
@@ -55,15 +65,20 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 		o.MaxConns = 20
 	}
 	if o.Port == 0 {
-		o.Port = FreePort(t)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
 	}
 	dir, err := os.MkdirTemp("", "mailshift-dovecot-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	// Mail processes run as nobody and write under dir.
 	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	var quoted []string
 	for _, s := range o.Services {
@@ -75,23 +90,26 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 	if o.AppendLimit > 0 {
 		data["AppendLimit"] = strconv.FormatInt(o.AppendLimit, 10)
 	}
-	render(t, filepath.Join(root, "deploy/lab/dovecot/dovecot.conf.tmpl"), filepath.Join(dir, "dovecot.conf"), data)
-	render(t, filepath.Join(root, "deploy/lab/dovecot/sql.conf.ext.tmpl"), filepath.Join(dir, "sql.conf.ext"), data)
+	if err := renderFile(filepath.Join(root, "deploy/lab/dovecot/dovecot.conf.tmpl"), filepath.Join(dir, "dovecot.conf"), data); err != nil {
+		return nil, nil, err
+	}
+	if err := renderFile(filepath.Join(root, "deploy/lab/dovecot/sql.conf.ext.tmpl"), filepath.Join(dir, "sql.conf.ext"), data); err != nil {
+		return nil, nil, err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "master-users"), []byte(o.MasterUser+":"+o.MasterHash+"\n"), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	cmd := exec.Command("dovecot", "-F", "-c", filepath.Join(dir, "dovecot.conf"))
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	t.Cleanup(func() {
+	stop := func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		_ = exec.Command("pkill", "-f", "mailshift-"+o.Name+" ").Run()
 		os.RemoveAll(dir)
-	})
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -105,11 +123,12 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 		}
 		if time.Now().After(deadline) {
 			dl, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			t.Fatalf("Dovecot %s did not greet on %s: %v\n%s\n%s", o.Name, addr, err, log.String(), dl)
+			stop()
+			return nil, nil, fmt.Errorf("Dovecot %s did not greet on %s: %v\n%s\n%s", o.Name, addr, err, log.String(), dl)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &Dovecot{Addr: addr, Dir: dir}
+	return &Dovecot{Addr: addr, Dir: dir}, stop, nil
 }
 
 // Log returns the server's log (for failure messages).

@@ -102,6 +102,11 @@ type Mailbox map[string][]Msg
 
 // Read logs in (plain IMAP) and reads every message of every folder.
 func Read(addr, user, password string) (Mailbox, error) {
+	return ReadNormalized(addr, user, password, nil)
+}
+
+// ReadNormalized is Read with each body passed through norm before hashing.
+func ReadNormalized(addr, user, password string, norm func([]byte) []byte) (Mailbox, error) {
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		return nil, err
@@ -142,6 +147,9 @@ func Read(addr, user, password string) (Mailbox, error) {
 			var body []byte
 			for _, b := range m.BodySection {
 				body = b.Bytes
+			}
+			if norm != nil {
+				body = norm(body)
 			}
 			sum := sha256.Sum256(body)
 			var fl []string

@@ -1,0 +1,424 @@
+// Command mailbench measures the copy on real servers and prints a table:
+// two lab Dovecots reading one directory, a generated corpus, then (c)
+// mbsync, (a) the engine alone (mailshift-copy) and (b) the copy stage of a
+// migration through a Temporal dev server and a worker process, each into
+// a fresh destination account, each checked message by message afterwards.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/testenv"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+const (
+	masterPW = "bench-master-password"
+	ownerPW  = "bench-owner-password"
+	source   = "bench@example.com"
+)
+
+type row struct {
+	name     string
+	seconds  float64
+	messages int
+	bytes    int64
+	rssMB    float64
+	lost     int
+	dups     int
+	note     string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "mailbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	n := flag.Int("messages", 10000, "messages in the corpus")
+	mean := flag.Int("mean", 30<<10, "mean message size in bytes")
+	huge := flag.Int("huge", 50<<20, "size of the one huge message (0: none)")
+	conns := flag.Int("connections", 2, "engine connection pairs")
+	bin := flag.String("bin", "bin", "where worker and mailshift-copy are built")
+	flag.Parse()
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "mailbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := os.Chmod(work, 0o755); err != nil {
+		return err
+	}
+
+	dbPath := filepath.Join(work, "directory.db")
+	dir, err := directory.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	srcPort, dstPort := freePort(), freePort()
+	for _, sv := range []directory.Service{
+		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addr(srcPort), IMAPSecurity: "plain"},
+		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addr(dstPort), IMAPSecurity: "plain", MX: "10 mx1.pro.mailshift.test"},
+	} {
+		if err := dir.AddService(ctx, sv); err != nil {
+			return err
+		}
+	}
+	hash := directory.HashPassword(ownerPW)
+	if err := dir.AddAccount(ctx, directory.Account{Address: source, ServiceID: "mxplan-1"}, hash); err != nil {
+		return err
+	}
+	for _, a := range []string{"run-a@example.com", "run-c@example.com"} {
+		if err := dir.AddAccount(ctx, directory.Account{Address: a, ServiceID: "emailpro-1"}, hash); err != nil {
+			return err
+		}
+	}
+	if err := dir.AddSlot(ctx, "emailpro-1", "bench@configureme.me", 1<<40); err != nil {
+		return err
+	}
+	mh := directory.HashPassword(masterPW)
+	src, stopSrc, err := testenv.LaunchDovecot(testenv.DovecotOptions{Name: "bench-src", Directory: dbPath, Services: []string{"mxplan-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: srcPort})
+	if err != nil {
+		return err
+	}
+	defer stopSrc()
+	dst, stopDst, err := testenv.LaunchDovecot(testenv.DovecotOptions{Name: "bench-dst", Directory: dbPath, Services: []string{"emailpro-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: dstPort})
+	if err != nil {
+		return err
+	}
+	defer stopDst()
+
+	fmt.Printf("seeding %d messages (mean %d KB, one of %d MB) ...\n", *n, *mean>>10, *huge>>20)
+	t0 := time.Now()
+	count, size, err := seed(src.Addr, mailgen.Spec{Seed: 2026, Messages: *n, MeanSize: *mean, NoIDPercent: 3, DupPercent: 2, Huge: *huge})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("seeded %d messages, %.0f MB in %.1fs\n", count, float64(size)/1e6, time.Since(t0).Seconds())
+	want, err := testenv.Read(src.Addr, source, ownerPW)
+	if err != nil {
+		return err
+	}
+
+	var rows []row
+	// (c) mbsync
+	r, err := runMbsync(work, src.Addr, dst.Addr)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, check(r, dst.Addr, "run-c@example.com", want))
+	// (a) the engine alone
+	r, err = runEngine(*bin, src.Addr, dst.Addr, *conns)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, check(r, dst.Addr, "run-a@example.com", want))
+	// (b) the copy stage through Temporal
+	r, err = runWorkflow(ctx, work, *bin, dbPath, *conns)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, check(r, dst.Addr, source, want))
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\tseconds\tmessages\tmsg/s\tMB/s\tpeak RSS MB\tvs mbsync\tlost or altered\tduplicated\t")
+	base := float64(rows[0].messages) / rows[0].seconds
+	for _, r := range rows {
+		rate := float64(r.messages) / r.seconds
+		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%.0f\t%.1f\t%.0f\t%.2fx\t%d\t%d\t\n", r.name, r.seconds, r.messages, rate,
+			float64(r.bytes)/1e6/r.seconds, r.rssMB, rate/base, r.lost, r.dups)
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if r.note != "" {
+			fmt.Printf("%s: %s\n", r.name, r.note)
+		}
+	}
+	return nil
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func seed(addr string, spec mailgen.Spec) (int, int64, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	if err := c.Login(source, ownerPW).Wait(); err != nil {
+		return 0, 0, err
+	}
+	for _, f := range append(append([]string{}, mailgen.Parents...), mailgen.Folders...) {
+		if err := c.Create(f, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
+			return 0, 0, err
+		}
+	}
+	n := 0
+	var size int64
+	err = mailgen.Generate(spec, func(m mailgen.Message) error {
+		n++
+		size += int64(len(m.Body))
+		cmd := c.Append(m.Folder, int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.Date})
+		if _, err := bytes.NewReader(m.Body).WriteTo(cmd); err != nil {
+			return err
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		_, err := cmd.Wait()
+		return err
+	})
+	return n, size, err
+}
+
+// check compares the destination with the source by folder path (the
+// separators match), message by message.
+func check(r row, dstAddr, user string, want testenv.Mailbox) row {
+	r.messages = want.Count()
+	for _, msgs := range want {
+		for _, m := range msgs {
+			r.bytes += int64(m.Size)
+		}
+	}
+	got, err := testenv.Read(dstAddr, user, ownerPW)
+	if err != nil {
+		r.note = "could not read the destination: " + err.Error()
+		r.lost = want.Count()
+		return r
+	}
+	miss := testenv.Missing(want, got)
+	r.lost = len(miss)
+	r.dups = len(testenv.Duplicates(want, got))
+	if len(miss) > 0 {
+		r.note = fmt.Sprintf("first difference: %s", miss[0])
+		// mbsync writes its own X-TUID header into every message it copies;
+		// say so when that is the only difference.
+		if norm, err := testenv.ReadNormalized(dstAddr, user, ownerPW, stripTUID); err == nil && len(testenv.Missing(want, norm)) == 0 {
+			r.note = fmt.Sprintf("all %d messages altered: an X-TUID header was added to each; nothing else differs", len(miss))
+		}
+	}
+	return r
+}
+
+func stripTUID(b []byte) []byte {
+	i := bytes.Index(b, []byte("X-TUID: "))
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if i < 0 || (end >= 0 && i > end) {
+		return b
+	}
+	j := bytes.Index(b[i:], []byte("\r\n"))
+	if j < 0 {
+		return b
+	}
+	return append(append([]byte{}, b[:i]...), b[i+j+2:]...)
+}
+
+func maxRSS(ps *os.ProcessState) float64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return float64(ru.Maxrss) / 1024
+	}
+	return 0
+}
+
+func runMbsync(work, srcAddr, dstAddr string) (row, error) {
+	host := func(a string) (string, string) { h, p, _ := strings.Cut(a, ":"); return h, p }
+	sh, sp := host(srcAddr)
+	dh, dp := host(dstAddr)
+	state := filepath.Join(work, "mbsync-state") + "/"
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return row{}, err
+	}
+	conf := fmt.Sprintf(`IMAPAccount src
+Host %s
+Port %s
+User %s*mailshift
+Pass %s
+TLSType None
+AuthMechs LOGIN
+
+IMAPStore src
+Account src
+
+IMAPAccount dst
+Host %s
+Port %s
+User run-c@example.com
+Pass %s
+TLSType None
+AuthMechs LOGIN
+
+IMAPStore dst
+Account dst
+
+Channel bench
+Far :src:
+Near :dst:
+Patterns *
+Create Near
+Sync Pull
+SyncState %s
+CopyArrivalDate yes
+`, sh, sp, source, masterPW, dh, dp, ownerPW, state)
+	cf := filepath.Join(work, "mbsyncrc")
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		return row{}, err
+	}
+	cmd := exec.Command("mbsync", "-c", cf, "-a", "-q")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	err := cmd.Run()
+	el := time.Since(t0).Seconds()
+	if err != nil {
+		// Older mbsync spells TLSType as SSLType.
+		if strings.Contains(out.String(), "TLSType") {
+			conf = strings.ReplaceAll(conf, "TLSType None", "SSLType None")
+			_ = os.WriteFile(cf, []byte(conf), 0o600)
+			return runMbsync2(cf)
+		}
+		return row{}, fmt.Errorf("mbsync: %v: %s", err, out.String())
+	}
+	return row{name: "(c) mbsync", seconds: el, rssMB: maxRSS(cmd.ProcessState), messages: -1}, nil
+}
+
+func runMbsync2(cf string) (row, error) {
+	cmd := exec.Command("mbsync", "-c", cf, "-a", "-q")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return row{}, fmt.Errorf("mbsync: %v: %s", err, out.String())
+	}
+	return row{name: "(c) mbsync", seconds: time.Since(t0).Seconds(), rssMB: maxRSS(cmd.ProcessState), messages: -1}, nil
+}
+
+func runEngine(bin, srcAddr, dstAddr string, conns int) (row, error) {
+	cmd := exec.Command(filepath.Join(bin, "mailshift-copy"), "--from", srcAddr, "--from-user", source, "--from-master", "mailshift",
+		"--from-security", "plain", "--to", dstAddr, "--to-user", "run-a@example.com", "--to-security", "plain",
+		"--connections", strconv.Itoa(conns))
+	cmd.Env = append(os.Environ(), "MAILSHIFT_FROM_PASSWORD="+masterPW, "MAILSHIFT_TO_PASSWORD="+ownerPW, "GOMAXPROCS=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return row{}, fmt.Errorf("mailshift-copy: %v: %s", err, out.String())
+	}
+	el := time.Since(t0).Seconds()
+	r := row{name: "(a) engine", seconds: el, rssMB: maxRSS(cmd.ProcessState), messages: -1}
+	return r, nil
+}
+
+func runWorkflow(ctx context.Context, work, bin, dbPath string, conns int) (row, error) {
+	temporal := os.Getenv("MAILSHIFT_TEMPORAL")
+	if temporal == "" {
+		out, err := exec.Command("deploy/dev/temporal.sh").Output()
+		if err != nil {
+			return row{}, fmt.Errorf("deploy/dev/temporal.sh: %v", err)
+		}
+		temporal = strings.TrimSpace(string(out))
+	}
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{ExistingPath: temporal, LogLevel: "error",
+		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
+			"--search-attribute", "MigrationStage=Keyword"}, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}})
+	if err != nil {
+		return row{}, err
+	}
+	defer srv.Stop()
+	pwFile := filepath.Join(work, "master.pw")
+	if err := os.WriteFile(pwFile, []byte(masterPW), 0o600); err != nil {
+		return row{}, err
+	}
+	cfg := map[string]interface{}{"temporalAddress": srv.FrontendHostPort(), "directory": dbPath, "masterUser": "mailshift",
+		"masterPasswordFile": pwFile, "imapPlain": true, "connections": conns, "dnsResolver": "127.0.0.1:9", "logLevel": "warn"}
+	b, _ := json.Marshal(cfg)
+	cf := filepath.Join(work, "worker.json")
+	if err := os.WriteFile(cf, b, 0o600); err != nil {
+		return row{}, err
+	}
+	w := exec.Command(filepath.Join(bin, "worker"), "--config", cf)
+	w.Env = append(os.Environ(), "GOMAXPROCS=1")
+	var wlog bytes.Buffer
+	w.Stdout, w.Stderr = &wlog, &wlog
+	if err := w.Start(); err != nil {
+		return row{}, err
+	}
+	c := srv.Client()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(source), TaskQueue: workflows.TaskQueue},
+		workflows.WorkflowName, workflows.Input{Address: source, To: "emailpro-1", AutoConfirm: true, DNSDeadline: "1s", DNSInterval: "1s", NoNotice: true})
+	if err != nil {
+		_ = w.Process.Kill()
+		return row{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	var res workflows.Result
+	err = run.Get(wctx, &res)
+	hwm := vmHWM(w.Process.Pid)
+	_ = w.Process.Signal(syscall.SIGTERM)
+	_ = w.Wait()
+	if err != nil {
+		return row{}, fmt.Errorf("workflow: %v\n%s", err, wlog.String())
+	}
+	var copyStart, copyEnd time.Time
+	for _, s := range res.Stages {
+		switch s.Stage {
+		case workflows.StageCopy:
+			copyStart = s.At
+		case workflows.StageSwitchRouting:
+			copyEnd = s.At
+		}
+	}
+	return row{name: "(b) copy stage via Temporal", seconds: copyEnd.Sub(copyStart).Seconds(), rssMB: hwm, messages: -1,
+		note: fmt.Sprintf("workflow %s, whole migration %.1fs, %d copied", res.Outcome, res.Finished.Sub(res.Started).Seconds(), res.Copied)}, nil
+}
+
+// vmHWM reads a live process's peak RSS in MB.
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
