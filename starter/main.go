@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/mailshift/mailshift/internal/cli"
+	"github.com/mailshift/mailshift/internal/codec"
 )
 
 func main() {
@@ -40,6 +41,7 @@ global flags (or MAILSHIFT_TEMPORAL_ADDRESS, MAILSHIFT_NAMESPACE, MAILSHIFT_DIRE
   --namespace NAME       (default "default")
   --directory DSN        directory, for validating plans and the dns command
   --dev-dir DIR          read the directory and DNS address of a worker running --dev
+  --codec-keys FILE      payload encryption keys (MAILSHIFT_CODEC_KEY_FILE), as the worker's
 
 commands:
   start ADDRESS --to SERVICE [--plan ID] [--auto-confirm] [--dns-interval D]
@@ -59,6 +61,7 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 	namespace := g.String("namespace", envOr(getenv, "MAILSHIFT_NAMESPACE", "default"), "")
 	dirDSN := g.String("directory", getenv("MAILSHIFT_DIRECTORY"), "")
 	devDir := g.String("dev-dir", "", "")
+	codecKeys := g.String("codec-keys", getenv("MAILSHIFT_CODEC_KEY_FILE"), "")
 	if err := g.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -69,7 +72,15 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 	defer stop()
 	env := &cli.Env{Out: out, TemporalAddress: *temporalAddr, Namespace: *namespace, DirectoryDSN: *dirDSN, DevDir: *devDir,
 		Dial: func(addr, ns string) (client.Client, error) {
-			return client.Dial(client.Options{HostPort: addr, Namespace: ns, Logger: cli.QuietLogger{}})
+			opts := client.Options{HostPort: addr, Namespace: ns, Logger: cli.QuietLogger{}}
+			if *codecKeys != "" {
+				cd, err := codec.LoadKeys(*codecKeys)
+				if err != nil {
+					return nil, err
+				}
+				opts.DataConverter = cd.DataConverter()
+			}
+			return client.Dial(opts)
 		}}
 	defer env.Close()
 	cmd, rest := g.Arg(0), g.Args()[1:]

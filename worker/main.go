@@ -5,9 +5,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/app"
+	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/logging"
@@ -72,8 +76,25 @@ func run() error {
 	}
 	acts.Connections = cfg.Connections
 
-	c, err := client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace,
-		Logger: logging.NewTemporal(log)})
+	copts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: logging.NewTemporal(log)}
+	if cfg.CodecKeyFile != "" {
+		cd, err := codec.LoadKeys(cfg.CodecKeyFile)
+		if err != nil {
+			return err
+		}
+		copts.DataConverter = cd.DataConverter()
+		if cfg.CodecServerAddr != "" {
+			srv := &http.Server{Addr: cfg.CodecServerAddr, Handler: cd.Server(cfg.CodecToken, cfg.CodecUIOrigin), ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					log.Error("codec server stopped", zap.Error(err))
+				}
+			}()
+			defer srv.Close()
+			log.Info("codec server listening", zap.String("addr", cfg.CodecServerAddr))
+		}
+	}
+	c, err := client.Dial(copts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}

@@ -121,9 +121,9 @@ func run() error {
 			fmt.Printf("skipped: %s uid %d (%d bytes): %s\n", s.Folder, s.UID, s.Size, s.Reason)
 		}
 	}
-	fmt.Printf("copied %d messages (%.1f MB), %d already present, %d skipped in %.2fs: %.0f msg/s, %.1f MB/s\n",
+	fmt.Printf("copied %d messages (%.1f MB), %d already present, %d skipped in %.2fs: %.0f msg/s, %.1f MB/s, peak RSS %.0f MB\n",
 		res.Copied, float64(res.Bytes)/1e6, res.Present, res.Skipped, el.Seconds(),
-		float64(res.Copied)/el.Seconds(), float64(res.Bytes)/1e6/el.Seconds())
+		float64(res.Copied)/el.Seconds(), float64(res.Bytes)/1e6/el.Seconds(), peakRSS())
 	if *verify {
 		v, err := mailcopy.Verify(ctx, src, dst, opts)
 		if err != nil {
@@ -135,4 +135,20 @@ func run() error {
 		fmt.Printf("verified: all %d source messages are on the destination\n", v.Checked)
 	}
 	return nil
+}
+
+// peakRSS is this process's peak resident memory in MB (Linux).
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			var kb float64
+			fmt.Sscan(f[1], &kb)
+			return kb / 1024
+		}
+	}
+	return 0
 }

@@ -55,6 +55,11 @@ type Config struct {
 	// CodecKeyFile holds payload encryption keys, one "id:base64key" per
 	// line, the first used to encrypt.
 	CodecKeyFile string `json:"codecKeyFile"`
+	// CodecServerAddr serves the codec to the Temporal UI (e.g. :8081);
+	// requests need the bearer token MAILSHIFT_CODEC_TOKEN.
+	CodecServerAddr string `json:"codecServerAddr"`
+	CodecUIOrigin   string `json:"codecUIOrigin"`
+	CodecToken      string `json:"-"`
 
 	// Dev runs the embedded platform in-process.
 	Dev    bool   `json:"dev"`
@@ -117,6 +122,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	env("MAILSHIFT_MASTER_PASSWORD", &c.MasterPassword)
 	env("MAILSHIFT_METRICS_ADDR", &c.MetricsAddr)
 	env("MAILSHIFT_CODEC_KEY_FILE", &c.CodecKeyFile)
+	env("MAILSHIFT_CODEC_TOKEN", &c.CodecToken)
 	if v := getenv("MAILSHIFT_CONNECTIONS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -185,6 +191,9 @@ func (c Config) Validate() error {
 		if z.KeyName != "" && z.KeyFile == "" {
 			errs = append(errs, fmt.Errorf("managedZones[%d]: keyName %q needs keyFile", i, z.KeyName))
 		}
+	}
+	if c.CodecServerAddr != "" && (c.CodecKeyFile == "" || c.CodecToken == "") {
+		errs = append(errs, errors.New("codecServerAddr needs codecKeyFile and MAILSHIFT_CODEC_TOKEN"))
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
