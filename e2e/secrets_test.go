@@ -23,10 +23,15 @@ import (
 	"github.com/mailshift/mailshift/workflows"
 )
 
-// payloads collects every Payload anywhere in a proto message.
+// payloads collects every Payload anywhere in a proto message, except
+// search attributes: the server indexes those, so they stay readable and
+// hold only the plan, the domain and the stage.
 func payloads(m protoreflect.Message, out *[]*commonpb.Payload) {
-	if p, ok := m.Interface().(*commonpb.Payload); ok {
-		*out = append(*out, p)
+	switch v := m.Interface().(type) {
+	case *commonpb.Payload:
+		*out = append(*out, v)
+		return
+	case *commonpb.SearchAttributes:
 		return
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
