@@ -20,6 +20,7 @@ import (
 const masterPW = "lab-master-password"
 
 type lab struct {
+	dbPath   string
 	dir      *directory.Store
 	src, dst *testenv.Dovecot
 }
@@ -56,7 +57,7 @@ func startLab(t *testing.T) *lab {
 		MasterUser: "mailshift", MasterHash: mh, Port: srcPort})
 	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "emailpro", Directory: dbPath, Services: []string{"emailpro-1"},
 		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, AppendLimit: 1 << 20, Port: dstPort})
-	return &lab{dir: dir, src: src, dst: dst}
+	return &lab{dbPath: dbPath, dir: dir, src: src, dst: dst}
 }
 
 func addrOf(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

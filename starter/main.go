@@ -44,7 +44,7 @@ global flags (or MAILSHIFT_TEMPORAL_ADDRESS, MAILSHIFT_NAMESPACE, MAILSHIFT_DIRE
   --codec-keys FILE      payload encryption keys (MAILSHIFT_CODEC_KEY_FILE), as the worker's
 
 commands:
-  start ADDRESS --to SERVICE [--plan ID] [--auto-confirm] [--dns-interval D]
+  start ADDRESS --to SERVICE [--plan ID] [--auto-confirm] [--dns-interval D] [--dns-deadline D] [--slot-recheck D]
   plan FILE.csv [--plan-id ID] [--to SERVICE] [--auto-confirm] [--validate] [--valid-only] [--wait] [--rate N]
   plan --domain DOMAIN --to SERVICE [--plan-id ID] [...]   every MX Plan account of a domain
   status [--plan ID | ADDRESS...]
@@ -110,13 +110,14 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 		auto := f.Bool("auto-confirm", false, "")
 		dnsInt := f.String("dns-interval", "", "")
 		dnsDeadline := f.String("dns-deadline", "", "")
+		slotRecheck := f.String("slot-recheck", "", "")
 		if err := parse(); err != nil {
 			return err
 		}
 		if len(env.Args) != 1 {
 			return usageError{errors.New("start: want exactly one ADDRESS")}
 		}
-		return env.Start(ctx, cli.StartArgs{Address: env.Args[0], To: *to, Plan: *planID, AutoConfirm: *auto, DNSInterval: *dnsInt, DNSDeadline: *dnsDeadline})
+		return env.Start(ctx, cli.StartArgs{Address: env.Args[0], To: *to, Plan: *planID, AutoConfirm: *auto, DNSInterval: *dnsInt, DNSDeadline: *dnsDeadline, SlotRecheck: *slotRecheck})
 	case "plan":
 		var p cli.PlanArgs
 		f.StringVar(&p.PlanID, "plan-id", "", "")

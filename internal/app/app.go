@@ -39,7 +39,7 @@ func NewWorker(c client.Client, taskQueue string, acts *activities.Activities, o
 
 // Activities builds the activities for a production configuration.
 func Activities(ctx context.Context, cfg config.Config, dir *directory.Store, log *zap.Logger) (*activities.Activities, error) {
-	ops := &dnscheck.Ops{Checker: &dnscheck.Checker{Resolver: cfg.DNSResolver, Port: cfg.DNSPort, Resolvers: cfg.DNSResolvers},
+	ops := &dnscheck.Ops{Checker: &dnscheck.Checker{Resolver: cfg.DNSResolver, Port: cfg.DNSPort, Resolvers: cfg.DNSResolvers, Override: cfg.DNSOverride},
 		Managed: map[string]*dnscheck.Updater{}}
 	for _, z := range cfg.ManagedZones {
 		secret := ""

@@ -41,8 +41,10 @@ type Env struct {
 	Dial            func(addr, ns string) (client.Client, error)
 	// Client, when set, is used instead of dialing (tests).
 	Client client.Client
-	dir    *directory.Store
-	dev    *app.DevInfo
+	// Checker, when set, is the DNS checker of the dns command.
+	Checker *dnscheck.Checker
+	dir     *directory.Store
+	dev     *app.DevInfo
 }
 
 // Close releases what the commands opened.
@@ -110,12 +112,13 @@ type StartArgs struct {
 	Address, To, Plan        string
 	AutoConfirm              bool
 	DNSInterval, DNSDeadline string
+	SlotRecheck              string
 }
 
 // Start starts one migration, or reports the one already running.
 func (e *Env) Start(ctx context.Context, a StartArgs) error {
 	in := workflows.Input{Address: strings.ToLower(strings.TrimSpace(a.Address)), To: a.To, Plan: a.Plan, AutoConfirm: a.AutoConfirm,
-		DNSInterval: a.DNSInterval, DNSDeadline: a.DNSDeadline}
+		DNSInterval: a.DNSInterval, DNSDeadline: a.DNSDeadline, SlotRecheck: a.SlotRecheck}
 	if err := workflows.ValidateInput(in); err != nil {
 		return err
 	}
@@ -681,7 +684,9 @@ func (e *Env) DNS(ctx context.Context, domain, to string) error {
 		return err
 	}
 	chk := &dnscheck.Checker{}
-	if info, _ := e.devInfo(); info != nil {
+	if e.Checker != nil {
+		chk = e.Checker
+	} else if info, _ := e.devInfo(); info != nil {
 		_, port, _ := net.SplitHostPort(info.DNS)
 		chk.Resolver, chk.Port = info.DNS, port
 	}

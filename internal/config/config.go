@@ -46,7 +46,9 @@ type Config struct {
 	DNSResolver  string   `json:"dnsResolver"`
 	DNSPort      string   `json:"dnsPort"`
 	DNSResolvers []string `json:"dnsResolvers"`
-	ManagedZones []Zone   `json:"managedZones"`
+	// DNSOverride maps nameserver names to the host:port to query instead.
+	DNSOverride  map[string]string `json:"dnsOverride"`
+	ManagedZones []Zone            `json:"managedZones"`
 
 	MetricsAddr string `json:"metricsAddr"`
 	LogLevel    string `json:"logLevel"`

@@ -159,17 +159,17 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// AddService creates or replaces a service definition.
+// AddService creates a service definition, or updates it in place (slots
+// and accounts keep pointing at it).
 func (s *Store) AddService(ctx context.Context, sv Service) error {
 	if err := validKind(sv.Kind); err != nil {
 		return err
 	}
-	_, err := s.exec(ctx, nil, `DELETE FROM services WHERE id = ?`, sv.ID)
-	if err != nil {
-		return err
-	}
-	_, err = s.exec(ctx, nil, `INSERT INTO services (id, kind, imap_addr, imap_security, smtp_addr, webmail_url, mx, spf_include, autodiscover, max_message_bytes)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, nil, `INSERT INTO services (id, kind, imap_addr, imap_security, smtp_addr, webmail_url, mx, spf_include, autodiscover, max_message_bytes)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, imap_addr = excluded.imap_addr, imap_security = excluded.imap_security,
+		smtp_addr = excluded.smtp_addr, webmail_url = excluded.webmail_url, mx = excluded.mx, spf_include = excluded.spf_include,
+		autodiscover = excluded.autodiscover, max_message_bytes = excluded.max_message_bytes`,
 		sv.ID, sv.Kind, sv.IMAPAddr, sv.IMAPSecurity, sv.SMTPAddr, sv.WebmailURL, sv.MX, sv.SPFInclude, sv.Autodiscover, sv.MaxMessageBytes)
 	if err != nil {
 		return fmt.Errorf("add service %q: %w", sv.ID, err)
