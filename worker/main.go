@@ -22,6 +22,8 @@ import (
 	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/logging"
+	"github.com/mailshift/mailshift/internal/metrics"
+	"github.com/mailshift/mailshift/workflows"
 )
 
 func main() {
@@ -99,6 +101,27 @@ func run() error {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	defer c.Close()
+	if cfg.MetricsAddr != "" {
+		m := metrics.New()
+		acts.Metrics = m
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", zap.Error(err))
+			}
+		}()
+		defer srv.Close()
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		var stages []string
+		for _, s := range append(workflows.Stages, workflows.StageNeedsAttention) {
+			stages = append(stages, string(s))
+		}
+		go m.WatchStages(mctx, c, stages, 30*time.Second, log)
+		log.Info("metrics on /metrics", zap.String("addr", cfg.MetricsAddr))
+	}
 	w := app.NewWorker(c, cfg.TaskQueue, acts, worker.Options{})
 	log.Info("worker started", zap.String("taskQueue", cfg.TaskQueue), zap.String("temporal", cfg.TemporalAddress))
 	// Run returns on SIGINT/SIGTERM after in-flight activities are given

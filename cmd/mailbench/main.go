@@ -94,7 +94,7 @@ func run() error {
 	if err := dir.AddAccount(ctx, directory.Account{Address: source, ServiceID: "mxplan-1"}, hash); err != nil {
 		return err
 	}
-	for _, a := range []string{"run-a@example.com", "run-c@example.com"} {
+	for _, a := range []string{"run-a@example.com", "run-c@example.com", "run-d@example.com"} {
 		if err := dir.AddAccount(ctx, directory.Account{Address: a, ServiceID: "emailpro-1"}, hash); err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func run() error {
 	release := func() { runtime.GC(); debug.FreeOSMemory() }
 	release()
 	// (c) mbsync
-	r, err := runMbsync(work, src.Addr, dst.Addr)
+	r, err := runMbsync(work, src.Addr, dst.Addr, "run-c@example.com")
 	if err != nil {
 		return err
 	}
@@ -153,10 +153,20 @@ func run() error {
 		return err
 	}
 	rows = append(rows, check(r, dst.Addr, source, want))
+	release()
+	// mbsync again, last: the filesystem slows down for minutes after a
+	// big delete (an earlier run's cleanup), which would handicap the first
+	// run; the faster mbsync run is the reference.
+	r, err = runMbsync(work, src.Addr, dst.Addr, "run-d@example.com")
+	if err != nil {
+		return err
+	}
+	r.name = "(c) mbsync, again"
+	rows = append(rows, check(r, dst.Addr, "run-d@example.com", want))
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "run\tseconds\tmessages\tmsg/s\tMB/s\tpeak RSS MB\tvs mbsync\tlost or altered\tduplicated\t")
-	base := float64(rows[0].messages) / rows[0].seconds
+	base := max(float64(rows[0].messages)/rows[0].seconds, float64(rows[3].messages)/rows[3].seconds)
 	for _, r := range rows {
 		rate := float64(r.messages) / r.seconds
 		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%.0f\t%.1f\t%.0f\t%.2fx\t%d\t%d\t\n", r.name, r.seconds, r.messages, rate,
@@ -263,11 +273,11 @@ func maxRSS(ps *os.ProcessState) float64 {
 	return 0
 }
 
-func runMbsync(work, srcAddr, dstAddr string) (row, error) {
+func runMbsync(work, srcAddr, dstAddr, dstUser string) (row, error) {
 	host := func(a string) (string, string) { h, p, _ := strings.Cut(a, ":"); return h, p }
 	sh, sp := host(srcAddr)
 	dh, dp := host(dstAddr)
-	state := filepath.Join(work, "mbsync-state") + "/"
+	state := filepath.Join(work, "mbsync-state-"+dstUser) + "/"
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		return row{}, err
 	}
@@ -285,7 +295,7 @@ Account src
 IMAPAccount dst
 Host %s
 Port %s
-User run-c@example.com
+User %s
 Pass %s
 TLSType None
 AuthMechs LOGIN
@@ -301,8 +311,8 @@ Create Near
 Sync Pull
 SyncState %s
 CopyArrivalDate yes
-`, sh, sp, source, masterPW, dh, dp, ownerPW, state)
-	cf := filepath.Join(work, "mbsyncrc")
+`, sh, sp, source, masterPW, dh, dp, dstUser, ownerPW, state)
+	cf := filepath.Join(work, "mbsyncrc-"+dstUser)
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		return row{}, err
 	}

@@ -739,6 +739,9 @@ func PrintDiagnostic(w io.Writer, d *dnscheck.Diagnostic) {
 	for _, p := range d.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)
 	}
+	for _, p := range d.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", p)
+	}
 	for _, r := range d.Records {
 		if r.Fix != "" {
 			fmt.Fprintf(w, "set: %s\n", r.Fix)

@@ -131,6 +131,9 @@ type Diagnostic struct {
 	Records []RecordCheck     `json:"records"`
 	// Problems lists server-level problems (timeouts, lame servers).
 	Problems []string `json:"problems,omitempty"`
+	// Warnings are mistakes that stop mail whatever the servers agree on:
+	// a CNAME on the domain, an MX target without address records.
+	Warnings []string `json:"warnings,omitempty"`
 	OK       bool     `json:"ok"`
 }
 
@@ -299,6 +302,9 @@ func (c *Checker) Check(ctx context.Context, domain string, want []Record) (*Dia
 	for _, res := range c.Resolvers {
 		targets = append(targets, target{label: "resolver " + res, addr: res, recurse: true})
 	}
+	if len(targets) > 0 {
+		d.Warnings = c.lint(ctx, fqdn, targets[0].addr, want)
+	}
 	d.OK = len(targets) > 0
 	var mxWant []string
 	for _, rec := range want {
@@ -399,4 +405,53 @@ func RRs(want []Record) ([]dns.RR, error) {
 		out = append(out, rr)
 	}
 	return out, nil
+}
+
+// lint finds what would stop mail whatever the records say: a CNAME on the
+// domain itself (nothing else can live beside it, so no MX either), and an
+// MX target without address records.
+func (c *Checker) lint(ctx context.Context, fqdn, server string, want []Record) []string {
+	var out []string
+	if r, err := c.query(ctx, server, fqdn, dns.TypeCNAME, false); err == nil {
+		for _, rr := range r.Answer {
+			if cn, ok := rr.(*dns.CNAME); ok && strings.EqualFold(cn.Hdr.Name, fqdn) {
+				out = append(out, fmt.Sprintf("%s is a CNAME to %s: no MX or TXT record can exist beside it; replace the CNAME", fqdn, cn.Target))
+			}
+		}
+	}
+	res, err := c.resolver()
+	if err != nil {
+		return out
+	}
+	seen := map[string]bool{}
+	for _, rec := range want {
+		if rec.Type != TypeMX {
+			continue
+		}
+		f := strings.Fields(rec.Value)
+		host := f[len(f)-1]
+		if seen[host] {
+			continue
+		}
+		seen[host] = true
+		// Only a clear answer counts: NXDOMAIN, or no A and no AAAA. A
+		// refusal or a failure says nothing about the name.
+		missing := true
+		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			r, err := c.query(ctx, res, host, t, true)
+			if err != nil || (r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError) {
+				missing = false
+				break
+			}
+			for _, rr := range r.Answer {
+				if rr.Header().Rrtype == t {
+					missing = false
+				}
+			}
+		}
+		if missing {
+			out = append(out, fmt.Sprintf("MX target %s has no A or AAAA record: mail cannot be delivered to it", host))
+		}
+	}
+	return out
 }

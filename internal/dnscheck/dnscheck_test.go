@@ -178,3 +178,21 @@ func TestOpsApplyOnlyManaged(t *testing.T) {
 		t.Fatalf("Apply(unmanaged) = %v %v %v, want nothing sent", managed, changed, err)
 	}
 }
+
+func TestLintCNAMEAndAddresslessMX(t *testing.T) {
+	s, chk := startEmbedded(t)
+	cn, _ := dns.NewRR("alias.lab.test. 60 IN CNAME elsewhere.example.")
+	s.Set("lab.test.", cn)
+	want, _ := Expected("alias.lab.test", Requirements{MX: "10 mx.lab.test, 20 ns1.lab.test"})
+	d, err := chk.Check(context.Background(), "alias.lab.test", want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(d.Warnings, "\n")
+	if d.OK || !strings.Contains(all, "is a CNAME to elsewhere.example.") {
+		t.Fatalf("warnings = %q (OK %v), want the CNAME on the domain named", all, d.OK)
+	}
+	if !strings.Contains(all, "MX target mx.lab.test. has no A or AAAA record") || strings.Contains(all, "ns1.lab.test. has no") {
+		t.Fatalf("warnings = %q, want mx.lab.test flagged and ns1 (which has an address) not", all)
+	}
+}
