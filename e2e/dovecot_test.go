@@ -30,8 +30,13 @@ type lab struct {
 // with "." separator, an APPENDLIMIT).
 func startLab(t *testing.T) *lab {
 	t.Helper()
+	return startLabOn(t, filepath.Join(t.TempDir(), "directory.db"))
+}
+
+// startLabOn is startLab on a given directory (SQLite path or PostgreSQL URL).
+func startLabOn(t *testing.T, dbPath string) *lab {
+	t.Helper()
 	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "directory.db")
 	dir, err := directory.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)

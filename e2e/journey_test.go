@@ -26,7 +26,7 @@ import (
 
 // TestOwnerJourney is the control-panel migration guide as one scenario on
 // the real stack (Temporal dev server, a Dovecot pair reading the
-// directory, BIND9), driven through the starter: prerequisites refused and
+// directory on PostgreSQL, BIND9), driven through the starter: prerequisites refused and
 // fixed, no free account then one ordered, confirmation, mail arriving
 // during the move, DNS fixed by the owner, the new mailbox checked.
 func TestOwnerJourney(t *testing.T) {
@@ -211,9 +211,10 @@ func TestOwnerJourney(t *testing.T) {
 	t.Logf("%d messages before, %d delivered during the move, %d in the new mailbox (+1 notice, in French)", n, len(delivered), after.Count())
 }
 
-// startLabSlots is startLab with a given number of free slots.
+// startLabSlots is the lab on a PostgreSQL directory (as in production)
+// with a given number of free slots.
 func startLabSlots(t *testing.T, slots int) *lab {
-	l := startLab(t)
+	l := startLabOn(t, testenv.StartPostgres(t))
 	if slots == 0 {
 		free, _ := l.dir.FreeSlots(context.Background(), "emailpro-1", 0)
 		for range free {

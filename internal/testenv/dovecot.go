@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,8 @@ import (
 // DovecotOptions shape a lab Dovecot.
 type DovecotOptions struct {
 	Name string
-	// Directory is the SQLite file of the mailshift directory.
+	// Directory is the SQLite file of the mailshift directory, or its
+	// postgres:// URL.
 	Directory string
 	// Services whose accounts this server serves.
 	Services []string
@@ -86,7 +88,11 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 	}
 	data := map[string]string{"Dir": dir, "Name": o.Name, "Services": strings.Join(o.Services, ", "), "Port": strconv.Itoa(o.Port),
 		"Separator": o.Separator, "Prefix": o.Prefix, "MaxConns": strconv.Itoa(o.MaxConns), "UID": "65534", "GID": "65534",
-		"Directory": o.Directory, "ServiceList": strings.Join(quoted, ", ")}
+		"Driver": "sqlite", "Connect": o.Directory, "ServiceList": strings.Join(quoted, ", ")}
+	if u, err := url.Parse(o.Directory); err == nil && strings.HasPrefix(u.Scheme, "postgres") {
+		data["Driver"] = "pgsql"
+		data["Connect"] = fmt.Sprintf("host=%s port=%s dbname=%s user=%s", u.Hostname(), u.Port(), strings.TrimPrefix(u.Path, "/"), u.User.Username())
+	}
 	if o.AppendLimit > 0 {
 		data["AppendLimit"] = strconv.FormatInt(o.AppendLimit, 10)
 	}
