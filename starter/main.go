@@ -52,6 +52,8 @@ commands:
   confirm|cancel|retry|rollback|skip-dns (ADDRESS... | --plan ID) [--by NAME] [--reason TEXT]
   report --plan ID [--format csv|json]
   dns DOMAIN --to SERVICE
+  import FILE.json                       load services, slots, accounts, redirections into the directory
+  slots [--service SERVICE]              free slots per destination service
 `
 
 func run(args []string, out io.Writer, getenv func(string) string) error {
@@ -184,6 +186,20 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 			return usageError{errors.New("dns: want DOMAIN --to SERVICE")}
 		}
 		return env.DNS(ctx, env.Args[0], *to)
+	case "import":
+		if err := parse(); err != nil {
+			return err
+		}
+		if len(env.Args) != 1 {
+			return usageError{errors.New("import: want one FILE.json")}
+		}
+		return env.Import(ctx, env.Args[0])
+	case "slots":
+		service := f.String("service", "", "")
+		if err := parse(); err != nil {
+			return err
+		}
+		return env.Slots(ctx, *service)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

@@ -10,6 +10,9 @@ command -v nsupdate >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v rndc >/dev/null 2>&1 || need+=(bind9-utils)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v postmap >/dev/null 2>&1 || need+=(postfix)
+postconf -m 2>/dev/null | grep -q sqlite || need+=(postfix-sqlite)
+postconf -m 2>/dev/null | grep -q pgsql || need+=(postfix-pgsql)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   export DEBIAN_FRONTEND=noninteractive

@@ -41,22 +41,22 @@ var (
 // Service is a hosted mail offer: where its IMAP server is, and what DNS
 // records the domains of its accounts need.
 type Service struct {
-	ID   string
-	Kind string
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
 	// IMAPAddr is host:port of the service's IMAP server.
-	IMAPAddr string
+	IMAPAddr string `json:"imapAddr"`
 	// IMAPSecurity is "tls", "starttls" or "plain".
-	IMAPSecurity string
-	SMTPAddr     string
-	WebmailURL   string
+	IMAPSecurity string `json:"imapSecurity"`
+	SMTPAddr     string `json:"smtpAddr,omitempty"`
+	WebmailURL   string `json:"webmailUrl,omitempty"`
 	// MX is the service's MX set, "pref host" pairs separated by commas.
-	MX string
+	MX string `json:"mx,omitempty"`
 	// SPFInclude is the domain the SPF record must include.
-	SPFInclude string
+	SPFInclude string `json:"spfInclude,omitempty"`
 	// Autodiscover is the CNAME target of autodiscover.<domain>, if any.
-	Autodiscover string
+	Autodiscover string `json:"autodiscover,omitempty"`
 	// MaxMessageBytes is the largest message the service accepts (0: no limit).
-	MaxMessageBytes int64
+	MaxMessageBytes int64 `json:"maxMessageBytes,omitempty"`
 }
 
 // Account is one mailbox address on one service.
@@ -72,10 +72,10 @@ type Account struct {
 
 // Redirection is a redirection, forward or auto-responder set on an address.
 type Redirection struct {
-	ID      int64
-	Address string
-	Kind    string
-	Target  string
+	ID      int64  `json:"-"`
+	Address string `json:"address"`
+	Kind    string `json:"kind"`
+	Target  string `json:"target"`
 }
 
 // Slot is a free (or claimed) account of a destination service.
