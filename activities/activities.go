@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -105,6 +106,53 @@ func (a *Activities) log(ctx context.Context) *zap.Logger {
 	}
 	info := activity.GetInfo(ctx)
 	return l.With(zap.String("workflowId", info.WorkflowExecution.ID), zap.String("activity", info.ActivityType.Name))
+}
+
+// heartbeatEvery is how often a long activity tells the server it is alive;
+// the workflow's heartbeat timeout (30 s) detects a dead worker within it.
+const heartbeatEvery = 10 * time.Second
+
+// keepAlive heartbeats until the returned stop is called, with the details
+// last handed to set (nil: none). Engines that run long without progress
+// events (measuring, verifying, clearing, one huge message) stay alive, and
+// a killed worker is noticed within the heartbeat timeout.
+func keepAlive(ctx context.Context) (set func(any), stop func()) {
+	var mu sync.Mutex
+	var details any
+	done := make(chan struct{})
+	beat := func() {
+		mu.Lock()
+		d := details
+		mu.Unlock()
+		if d != nil {
+			activity.RecordHeartbeat(ctx, d)
+		} else {
+			activity.RecordHeartbeat(ctx)
+		}
+	}
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				beat()
+			}
+		}
+	}()
+	var once sync.Once
+	return func(d any) {
+			mu.Lock()
+			details = d
+			mu.Unlock()
+			beat()
+		}, func() {
+			once.Do(func() { close(done) })
+		}
 }
 
 func permanent(typ string, format string, args ...any) error {
@@ -207,7 +255,9 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	if err != nil {
 		return nil, err
 	}
+	_, stop := keepAlive(ctx)
 	tot, err := a.Mail.Measure(ctx, ep)
+	stop()
 	if err != nil {
 		return nil, fromEngine(err)
 	}
@@ -300,7 +350,10 @@ func (a *Activities) Rollback(ctx context.Context, in RollbackInput) error {
 	dst, err := a.Dir.Service(ctx, in.To)
 	if err == nil {
 		if ep, err := a.endpoint(dst, in.Address); err == nil {
-			if err := a.Mail.Clear(ctx, ep); err != nil {
+			_, stop := keepAlive(ctx)
+			err := a.Mail.Clear(ctx, ep)
+			stop()
+			if err != nil {
 				if _, perm := mailcopy.IsPermanent(err); !perm {
 					return err
 				}
@@ -388,6 +441,8 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		a.log(ctx).Info("resuming copy from heartbeat", zap.Int("folders", len(cps)))
 	}
 	var last time.Time
+	set, stop := keepAlive(ctx)
+	defer stop()
 	opts := mailcopy.Options{
 		Connections:     a.Connections,
 		Folders:         mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
@@ -401,7 +456,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 				return
 			}
 			last = time.Now()
-			activity.RecordHeartbeat(ctx, CopyHeartbeat{Checkpoints: p.Checkpoints, FoldersDone: p.FoldersDone,
+			set(CopyHeartbeat{Checkpoints: p.Checkpoints, FoldersDone: p.FoldersDone,
 				FoldersTotal: p.FoldersTotal, Copied: p.Copied, Bytes: p.Bytes})
 		},
 	}
@@ -453,8 +508,10 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 	if err != nil {
 		return nil, err
 	}
+	_, stop := keepAlive(ctx)
 	res, err := a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
 		Folders: mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}})
+	stop()
 	if err != nil {
 		return nil, fromEngine(err)
 	}

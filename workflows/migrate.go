@@ -426,7 +426,7 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 func (m *migration) doRollback(ctx workflow.Context) (*Result, error) {
 	// A fresh context: the stage's may have been cancelled.
 	rctx, _ := workflow.NewDisconnectedContext(ctx)
-	err := workflow.ExecuteActivity(short(rctx), a.Rollback, activities.RollbackInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(rctx, nil)
+	err := workflow.ExecuteActivity(long(rctx), a.Rollback, activities.RollbackInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(rctx, nil)
 	if err != nil {
 		// Rollback itself failed: park again so it can be retried.
 		m.rollback = false
@@ -460,20 +460,23 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 	return r, nil
 }
 
-// short is for quick, idempotent directory and DNS calls.
+// short is for quick, idempotent directory and DNS calls; a worker that
+// dies under one is noticed when it times out.
 func short(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
 			MaximumInterval: time.Minute, MaximumAttempts: 6},
 	})
 }
 
-// long is for copy, verify and measure: they heartbeat and resume.
+// long is for measure, copy, verify and rollback: they heartbeat at least
+// every 10 s, so a dead worker is noticed within 30 s, and copies resume
+// from their last checkpoint.
 func long(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 12 * time.Hour,
-		HeartbeatTimeout:    2 * time.Minute,
+		HeartbeatTimeout:    30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,
 			MaximumInterval: 5 * time.Minute, MaximumAttempts: 8},
 	})

@@ -51,23 +51,58 @@ func secret32() string {
 // StartBIND starts the pair and waits until both answer for the zone.
 func StartBIND(t testing.TB, zone string) *BIND {
 	t.Helper()
-	if _, err := exec.LookPath("named"); err != nil {
-		t.Fatalf("BIND9 is not installed: run deploy/lab/install.sh (make test does)")
-	}
-	root, err := RepoRoot()
+	b, stop, err := LaunchBIND(zone)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &BIND{Zone: zone, Port: [2]string{strconv.Itoa(FreePort(t)), strconv.Itoa(FreePort(t))}, KeyName: "mailshift-lab", Secret: secret32(), rndcSecret: secret32()}
+	t.Cleanup(stop)
+	return b
+}
+
+// LaunchBIND starts the pair and returns it with its stop function.
+func LaunchBIND(zone string) (*BIND, func(), error) {
+	if _, err := exec.LookPath("named"); err != nil {
+		return nil, nil, fmt.Errorf("BIND9 is not installed: run deploy/lab/install.sh (make test does)")
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	port := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "0"
+		}
+		defer l.Close()
+		return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	}
+	b := &BIND{Zone: zone, Port: [2]string{port(), port()}, KeyName: "mailshift-lab", Secret: secret32(), rndcSecret: secret32()}
+	var stops []func()
+	stop := func() {
+		for _, f := range stops {
+			f()
+		}
+	}
 	for i, role := range []string{"primary", "secondary"} {
-		dir := t.TempDir()
+		dir, err := os.MkdirTemp("", "mailshift-bind-")
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		stops = append(stops, func() { os.RemoveAll(dir) })
 		b.dirs[i] = dir
-		b.ctlPort[i] = FreePort(t)
+		b.ctlPort[i], _ = strconv.Atoi(port())
 		data := map[string]string{"Zone": zone, "KeyName": b.KeyName, "Secret": b.Secret, "RNDCSecret": b.rndcSecret,
 			"Dir": dir, "Port": b.Port[i], "PrimaryPort": b.Port[0], "CtlPort": strconv.Itoa(b.ctlPort[i]), "IP": "127.0.0.1", "PrimaryIP": "127.0.0.1"}
-		render(t, filepath.Join(root, "deploy/lab/bind/named-"+role+".conf.tmpl"), filepath.Join(dir, "named.conf"), data)
+		if err := renderFile(filepath.Join(root, "deploy/lab/bind/named-"+role+".conf.tmpl"), filepath.Join(dir, "named.conf"), data); err != nil {
+			stop()
+			return nil, nil, err
+		}
 		if role == "primary" {
-			render(t, filepath.Join(root, "deploy/lab/bind/lab.zone.tmpl"), filepath.Join(dir, zone+".zone"), data)
+			if err := renderFile(filepath.Join(root, "deploy/lab/bind/lab.zone.tmpl"), filepath.Join(dir, zone+".zone"), data); err != nil {
+				stop()
+				return nil, nil, err
+			}
 		}
 		// named drops to the bind user when it can; let it write its files.
 		_ = exec.Command("chmod", "-R", "a+rwX", dir).Run()
@@ -75,15 +110,17 @@ func StartBIND(t testing.TB, zone string) *BIND {
 		log := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
-			t.Fatalf("start named (%s): %v", role, err)
+			stop()
+			return nil, nil, fmt.Errorf("start named (%s): %v", role, err)
 		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		stops = append([]func(){func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }}, stops...)
 		addr := net.JoinHostPort(data["IP"], b.Port[i])
 		if err := waitSOA(addr, zone, 20*time.Second); err != nil {
-			t.Fatalf("named %s on %s: %v\n%s", role, addr, err, log.String())
+			stop()
+			return nil, nil, fmt.Errorf("named %s on %s: %v\n%s", role, addr, err, log.String())
 		}
 	}
-	return b
+	return b, stop, nil
 }
 
 func render(t testing.TB, tmpl, out string, data map[string]string) {

@@ -1,0 +1,565 @@
+// Package reliability attacks the real system — a Temporal dev server,
+// worker processes, two Dovecots reading the directory on PostgreSQL, BIND9
+// — while mail keeps arriving, then checks mailshift's invariants for every
+// account: each message is on the destination exactly once with its flags
+// and date, the source is migrated, one slot is claimed, the route points
+// to the destination, and no workflow failed.
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/mailshift/mailshift/internal/cli"
+	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/testenv"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+const (
+	masterPW = "reliability-master"
+	ownerPW  = "reliability-owner"
+	domain   = "example.com"
+)
+
+// Options shape a run.
+type Options struct {
+	// Bin holds the built worker binary.
+	Bin string
+	// Temporal is the Temporal CLI.
+	Temporal string
+	Accounts int
+	Messages int
+	// KillEvery kills one worker with SIGKILL at random intervals up to
+	// this long (0: no kills).
+	KillEvery time.Duration
+	// Deliver keeps mail arriving during the run.
+	Deliver bool
+	Seed    uint64
+	Timeout time.Duration
+	Log     io.Writer
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Accounts      int
+	Done          int
+	Kills         int
+	Delivered     int
+	Violations    []string
+	Seconds       float64
+	P50, P95      time.Duration
+	EventsMax     int
+	EventsMean    float64
+	WorkerRSSMB   float64
+	AccountsPerMn float64
+}
+
+type platform struct {
+	dir      *directory.Store
+	dsn      string
+	src, dst *testenv.Dovecot
+	bind     *testenv.BIND
+	temporal *testsuite.DevServer
+	c        client.Client
+	work     string
+	stops    []func()
+}
+
+func (p *platform) close() {
+	for i := len(p.stops) - 1; i >= 0; i-- {
+		p.stops[i]()
+	}
+}
+
+func (p *platform) logf(o Options, format string, args ...any) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, format+"\n", args...)
+	}
+}
+
+func start(ctx context.Context, o Options) (*platform, error) {
+	p := &platform{}
+	ok := false
+	defer func() {
+		if !ok {
+			p.close()
+		}
+	}()
+	work, err := os.MkdirTemp("", "mailshift-reliability-")
+	if err != nil {
+		return nil, err
+	}
+	p.work = work
+	p.stops = append(p.stops, func() { os.RemoveAll(work) })
+	dsn, stopPG, err := testenv.StartPostgresCluster()
+	if err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, stopPG)
+	p.dsn = dsn
+	if p.dir, err = directory.Open(ctx, dsn); err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, func() { p.dir.Close() })
+	b, stopBIND, err := testenv.LaunchBIND(domain)
+	if err != nil {
+		return nil, err
+	}
+	p.bind = b
+	p.stops = append(p.stops, stopBIND)
+	mh := directory.HashPassword(masterPW)
+	srcPort, dstPort := freePort(), freePort()
+	for _, sv := range []directory.Service{
+		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: "127.0.0.1:" + strconv.Itoa(srcPort), IMAPSecurity: "plain"},
+		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: "127.0.0.1:" + strconv.Itoa(dstPort), IMAPSecurity: "plain",
+			MX: "10 mx1.pro.example.net", SPFInclude: "_spf.pro.example.net"},
+	} {
+		if err := p.dir.AddService(ctx, sv); err != nil {
+			return nil, err
+		}
+	}
+	src, stopSrc, err := testenv.LaunchDovecot(testenv.DovecotOptions{Name: "rel-src", Directory: dsn, Services: []string{"mxplan-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: srcPort, MaxConns: 50})
+	if err != nil {
+		return nil, err
+	}
+	p.src = src
+	p.stops = append(p.stops, stopSrc)
+	dst, stopDst, err := testenv.LaunchDovecot(testenv.DovecotOptions{Name: "rel-dst", Directory: dsn, Services: []string{"emailpro-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: dstPort, MaxConns: 50})
+	if err != nil {
+		return nil, err
+	}
+	p.dst = dst
+	p.stops = append(p.stops, stopDst)
+	p.temporal, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{ExistingPath: o.Temporal, LogLevel: "error",
+		ClientOptions: &client.Options{Logger: cli.QuietLogger{}},
+		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
+			"--search-attribute", "MigrationStage=Keyword"}, Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, func() { _ = p.temporal.Stop() })
+	p.c = p.temporal.Client()
+	ok = true
+	return p, nil
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// worker is one worker process; it can be killed and restarted.
+type worker struct {
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	args []string
+	hwm  float64
+}
+
+func (w *worker) start() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cmd := exec.Command(w.args[0], w.args[1:]...)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	w.cmd = cmd
+	return nil
+}
+
+func (w *worker) sample() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cmd != nil && w.cmd.Process != nil {
+		w.hwm = max(w.hwm, vmHWM(w.cmd.Process.Pid))
+	}
+}
+
+func (w *worker) kill() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cmd != nil && w.cmd.Process != nil {
+		w.hwm = max(w.hwm, vmHWM(w.cmd.Process.Pid))
+		_ = w.cmd.Process.Signal(syscall.SIGKILL)
+		_ = w.cmd.Wait()
+		w.cmd = nil
+	}
+}
+
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// Run sets up the platform, migrates o.Accounts accounts as one plan under
+// the configured faults, and checks every invariant.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	p, err := start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
+
+	// Accounts, their mail, and a slot each.
+	addrs := make([]string, o.Accounts)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("u%04d@%s", i, domain)
+		if err := p.dir.AddAccount(ctx, directory.Account{Address: addrs[i], ServiceID: "mxplan-1"}, directory.HashPassword(ownerPW)); err != nil {
+			return nil, err
+		}
+		if err := p.dir.AddSlot(ctx, "emailpro-1", fmt.Sprintf("s%04d@configureme.me", i), 1<<30); err != nil {
+			return nil, err
+		}
+	}
+	p.logf(o, "seeding %d accounts x %d messages", o.Accounts, o.Messages)
+	if err := seedAll(p.src.Addr, addrs, o); err != nil {
+		return nil, err
+	}
+	before := map[string]testenv.Mailbox{}
+	for _, a := range addrs {
+		mb, err := testenv.Read(p.src.Addr, a, ownerPW)
+		if err != nil {
+			return nil, err
+		}
+		before[a] = mb
+	}
+
+	// Two worker processes.
+	pwFile := filepath.Join(p.work, "master.pw")
+	keyFile := filepath.Join(p.work, "tsig.key")
+	_ = os.WriteFile(pwFile, []byte(masterPW), 0o600)
+	_ = os.WriteFile(keyFile, []byte(p.bind.Secret), 0o600)
+	cfg := map[string]any{"temporalAddress": p.temporal.FrontendHostPort(), "directory": p.dsn, "masterUser": "mailshift",
+		"masterPasswordFile": pwFile, "imapPlain": true, "connections": 2, "dnsResolver": p.bind.PrimaryAddr(),
+		// Both nameservers answer from the primary here: the lab secondary
+		// only transfers when told to (the DNS tests use that).
+		"dnsOverride":  map[string]string{"ns1." + domain + ".": p.bind.PrimaryAddr(), "ns2." + domain + ".": p.bind.PrimaryAddr()},
+		"logLevel":     "warn",
+		"managedZones": []map[string]string{{"zone": domain, "primary": p.bind.PrimaryAddr(), "keyName": p.bind.KeyName, "keyFile": keyFile}}}
+	b, _ := json.Marshal(cfg)
+	cf := filepath.Join(p.work, "worker.json")
+	if err := os.WriteFile(cf, b, 0o600); err != nil {
+		return nil, err
+	}
+	workers := []*worker{{args: []string{filepath.Join(o.Bin, "worker"), "--config", cf}}, {args: []string{filepath.Join(o.Bin, "worker"), "--config", cf}}}
+	for _, w := range workers {
+		if err := w.start(); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		for _, w := range workers {
+			w.kill()
+		}
+	}()
+
+	rep := &Report{Accounts: o.Accounts}
+	runCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	var bg sync.WaitGroup
+	stop := make(chan struct{})
+
+	// Mail arrives all along: on the source before the route switches, on
+	// the destination after, as the MTA's transport map decides.
+	delivered := map[string][][]byte{}
+	var dmu sync.Mutex
+	if o.Deliver {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				a := addrs[rng.IntN(len(addrs))]
+				msg := []byte(fmt.Sprintf("From: x@partner.example\r\nTo: %s\r\nSubject: live %d\r\nMessage-ID: <live.%d@partner.example>\r\n\r\nbody %d\r\n", a, i, i, i))
+				target := p.src.Addr
+				if r, err := p.dir.Route(ctx, a); err == nil && r.ServiceID == "emailpro-1" {
+					target = p.dst.Addr
+				}
+				if err := deliver(target, a, msg); err != nil {
+					continue // the delivery agent retries later, like an MTA queue
+				}
+				dmu.Lock()
+				delivered[a] = append(delivered[a], msg)
+				dmu.Unlock()
+			}
+		}()
+	}
+	// Kill -9 a worker at random moments, and start it again.
+	if o.KillEvery > 0 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			for {
+				wait := time.Duration(rng.Int64N(int64(o.KillEvery))) + 200*time.Millisecond
+				select {
+				case <-stop:
+					return
+				case <-time.After(wait):
+				}
+				w := workers[rng.IntN(len(workers))]
+				w.kill()
+				rep.Kills++
+				time.Sleep(300 * time.Millisecond)
+				_ = w.start()
+			}
+		}()
+	}
+	// Sample worker memory.
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			for _, w := range workers {
+				w.sample()
+			}
+		}
+	}()
+
+	t0 := time.Now()
+	var plan strings.Builder
+	plan.WriteString("address,to,dns_interval,no_notice\n")
+	for _, a := range addrs {
+		plan.WriteString(a + ",emailpro-1,1s,true\n")
+	}
+	planFile := filepath.Join(p.work, "plan.csv")
+	_ = os.WriteFile(planFile, []byte(plan.String()), 0o644)
+	env := &cli.Env{Out: io.Discard, Client: p.c, DirectoryDSN: p.dsn}
+	if err := env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200}); err != nil {
+		close(stop)
+		bg.Wait()
+		return nil, err
+	}
+	p.logf(o, "plan of %d accounts started", len(addrs))
+	var durations []time.Duration
+	for _, a := range addrs {
+		var r workflows.Result
+		err := p.c.GetWorkflow(runCtx, workflows.WorkflowID(a), "").Get(runCtx, &r)
+		if err != nil {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("%s: workflow did not finish: %v", a, err))
+			continue
+		}
+		if r.Outcome != workflows.StageDone {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("%s: outcome %s", a, r.Outcome))
+			continue
+		}
+		rep.Done++
+		durations = append(durations, r.Finished.Sub(r.Started))
+	}
+	rep.Seconds = time.Since(t0).Seconds()
+	// Let deliveries that raced with the end settle, then stop the faults.
+	close(stop)
+	bg.Wait()
+	for _, w := range workers {
+		rep.WorkerRSSMB = max(rep.WorkerRSSMB, w.hwm)
+	}
+	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
+	if len(durations) > 0 {
+		rep.P50 = durations[len(durations)/2]
+		rep.P95 = durations[min(len(durations)-1, len(durations)*95/100)]
+	}
+	rep.AccountsPerMn = float64(rep.Done) / (rep.Seconds / 60)
+
+	// A final delta for mail delivered to the source after the workflows'
+	// last pass is not mailshift's promise: the route had switched by then,
+	// so deliveries after it went to the destination.
+	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
+	return rep, nil
+}
+
+func (p *platform) checkInvariants(ctx context.Context, addrs []string, before map[string]testenv.Mailbox, delivered map[string][][]byte, rep *Report) []string {
+	var v []string
+	events := 0
+	for i, a := range addrs {
+		rep.Delivered += len(delivered[a])
+		after, err := testenv.Read(p.dst.Addr, a, ownerPW)
+		if err != nil {
+			v = append(v, fmt.Sprintf("%s: cannot read the destination: %v", a, err))
+			continue
+		}
+		// Every message of the mailbox, with its flags and date.
+		for _, miss := range testenv.Missing(before[a], after) {
+			v = append(v, a+": "+miss)
+		}
+		// Every message delivered during the run, once.
+		all := testenv.Mailbox{}
+		for f, msgs := range before[a] {
+			all[f] = append(all[f], msgs...)
+		}
+		inbox := map[string]int{}
+		for _, m := range after["INBOX"] {
+			inbox[m.Hash]++
+		}
+		for _, m := range delivered[a] {
+			h := testenv.HashOf(m)
+			all["INBOX"] = append(all["INBOX"], testenv.Msg{Hash: h, Size: len(m)})
+			if inbox[h] == 0 {
+				v = append(v, fmt.Sprintf("%s: a message delivered during the run is missing: %q", a, strings.SplitN(string(m), "\r\n", 4)[2]))
+			}
+		}
+		for _, d := range testenv.Duplicates(all, after) {
+			v = append(v, a+": "+d)
+		}
+		for _, x := range testenv.Extra(all, after) {
+			v = append(v, a+": "+x)
+		}
+		acct, err := p.dir.SourceAccount(ctx, a)
+		if err != nil || acct.State != directory.StateMigrated {
+			v = append(v, fmt.Sprintf("%s: source state %q, want migrated", a, acct.State))
+		}
+		route, err := p.dir.Route(ctx, a)
+		if err != nil || route.ServiceID != "emailpro-1" {
+			v = append(v, fmt.Sprintf("%s: route %+v, want emailpro-1", a, route))
+		}
+		var claimed int
+		if err := p.dir.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM slots WHERE claimed_by = $1", workflows.WorkflowID(a)).Scan(&claimed); err != nil || claimed != 1 {
+			v = append(v, fmt.Sprintf("%s: %d slots claimed, want 1", a, claimed))
+		}
+		if i < 50 { // history size on a sample
+			n := 0
+			iter := p.c.GetWorkflowHistory(ctx, workflows.WorkflowID(a), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			for iter.HasNext() {
+				if _, err := iter.Next(); err != nil {
+					break
+				}
+				n++
+			}
+			events += n
+			rep.EventsMax = max(rep.EventsMax, n)
+			rep.EventsMean = float64(events) / float64(i+1)
+		}
+	}
+	return v
+}
+
+func seedAll(addr string, addrs []string, o Options) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(addrs))
+	sem := make(chan struct{}, 8)
+	for i, a := range addrs {
+		wg.Add(1)
+		go func(i int, a string) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs <- seedOne(addr, a, mailgen.Spec{Seed: o.Seed + uint64(i), Messages: o.Messages, MeanSize: 4 << 10, NoIDPercent: 3, DupPercent: 3})
+		}(i, a)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func seedOne(addr, user string, spec mailgen.Spec) error {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Login(user, ownerPW).Wait(); err != nil {
+		return fmt.Errorf("seed %s: %w", user, err)
+	}
+	for _, f := range append(append([]string{}, mailgen.Parents...), mailgen.Folders...) {
+		if err := c.Create(f, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
+			return err
+		}
+	}
+	return mailgen.Generate(spec, func(m mailgen.Message) error {
+		cmd := c.Append(m.Folder, int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.Date})
+		if _, err := bytes.NewReader(m.Body).WriteTo(cmd); err != nil {
+			return err
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		_, err := cmd.Wait()
+		return err
+	})
+}
+
+func deliver(addr, owner string, msg []byte) error {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Login(owner+"*mailshift", masterPW).Wait(); err != nil {
+		return err
+	}
+	cmd := c.Append("INBOX", int64(len(msg)), nil)
+	if _, err := cmd.Write(msg); err != nil {
+		return err
+	}
+	if err := cmd.Close(); err != nil {
+		return err
+	}
+	_, err = cmd.Wait()
+	return err
+}
+
+// Print writes the report as a table.
+func (r *Report) Print(w io.Writer, scenario string) {
+	fmt.Fprintf(w, "%-22s %8s %6s %6s %9s %8s %8s %8s %10s %10s %8s %10s\n", "scenario", "accounts", "done", "kills", "delivered",
+		"acc/min", "p50", "p95", "events max", "events avg", "RSS MB", "violations")
+	fmt.Fprintf(w, "%-22s %8d %6d %6d %9d %8.1f %8s %8s %10d %10.0f %8.0f %10d\n", scenario, r.Accounts, r.Done, r.Kills, r.Delivered,
+		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.WorkerRSSMB, len(r.Violations))
+	for i, v := range r.Violations {
+		if i == 10 {
+			fmt.Fprintf(w, "  ... %d more\n", len(r.Violations)-10)
+			break
+		}
+		fmt.Fprintf(w, "  violation: %s\n", v)
+	}
+}

@@ -1,0 +1,45 @@
+package reliability
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailshift/mailshift/internal/testenv"
+)
+
+// TestChaosGuard is the short chaos run of make test: two worker processes,
+// one killed with SIGKILL at random moments, mail arriving all along; every
+// invariant must hold for every account.
+func TestChaosGuard(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "./worker")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build worker: %v\n%s", err, out)
+	}
+	var log strings.Builder
+	rep, err := Run(context.Background(), Options{Bin: bin, Temporal: testenv.TemporalPath(t), Accounts: 5, Messages: 40,
+		KillEvery: 3 * time.Second, Deliver: true, Seed: 7, Timeout: 10 * time.Minute, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	var b strings.Builder
+	rep.Print(&b, "chaos (guard)")
+	t.Log("\n" + b.String())
+	if rep.Kills == 0 {
+		t.Fatalf("no worker was killed: the run proves nothing")
+	}
+	if rep.Delivered == 0 {
+		t.Fatalf("no mail arrived during the run")
+	}
+	if rep.Done != rep.Accounts || len(rep.Violations) > 0 {
+		t.Fatalf("%d of %d done, %d violations", rep.Done, rep.Accounts, len(rep.Violations))
+	}
+}
