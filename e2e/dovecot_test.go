@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailshift/mailshift/internal/directory"
@@ -213,32 +210,7 @@ func TestCopyBetweenDovecots(t *testing.T) {
 // seedOverIMAP fills a mailbox through APPEND, as mail clients would.
 func seedOverIMAP(t *testing.T, addr, user, pw string, spec mailgen.Spec) int {
 	t.Helper()
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(user, pw).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range append(append([]string{}, mailgen.Parents...), mailgen.Folders...) {
-		if err := c.Create(f, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
-			t.Fatalf("create %q: %v", f, err)
-		}
-	}
-	n := 0
-	err = mailgen.Generate(spec, func(m mailgen.Message) error {
-		n++
-		cmd := c.Append(m.Folder, int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.Date})
-		if _, err := bytes.NewReader(m.Body).WriteTo(cmd); err != nil {
-			return err
-		}
-		if err := cmd.Close(); err != nil {
-			return err
-		}
-		_, err := cmd.Wait()
-		return err
-	})
+	n, _, err := testenv.Seed(addr, user, pw, spec)
 	if err != nil {
 		t.Fatal(err)
 	}

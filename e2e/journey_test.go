@@ -125,7 +125,7 @@ func TestOwnerJourney(t *testing.T) {
 			if r, err := l.dir.Route(ctx, owner); err == nil && r.ServiceID == "emailpro-1" {
 				target = l.dst.Addr
 			}
-			if err := deliver(target, owner, msg); err != nil {
+			if err := testenv.Deliver(target, owner+"*mailshift", masterPW, msg); err != nil {
 				t.Errorf("deliver: %v", err)
 				return
 			}
@@ -225,28 +225,6 @@ func startLabSlots(t *testing.T, slots int) *lab {
 		}
 	}
 	return l
-}
-
-// deliver appends a message to an INBOX, as the platform's delivery agent
-// would (through the master user, whatever the account's state).
-func deliver(addr, owner string, msg []byte) error {
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Login(owner+"*mailshift", masterPW).Wait(); err != nil {
-		return err
-	}
-	cmd := c.Append("INBOX", int64(len(msg)), nil)
-	if _, err := cmd.Write(msg); err != nil {
-		return err
-	}
-	if err := cmd.Close(); err != nil {
-		return err
-	}
-	_, err = cmd.Wait()
-	return err
 }
 
 func findSubject(t *testing.T, addr, user, pw, word string) string {

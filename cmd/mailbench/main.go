@@ -23,8 +23,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
@@ -118,7 +116,7 @@ func run() error {
 
 	fmt.Printf("seeding %d messages (mean %d KB, one of %d MB) ...\n", *n, *mean>>10, *huge>>20)
 	t0 := time.Now()
-	count, size, err := seed(src.Addr, mailgen.Spec{Seed: 2026, Messages: *n, MeanSize: *mean, NoIDPercent: 3, DupPercent: 2, Huge: *huge})
+	count, size, err := testenv.Seed(src.Addr, source, ownerPW, mailgen.Spec{Seed: 2026, Messages: *n, MeanSize: *mean, NoIDPercent: 3, DupPercent: 2, Huge: *huge})
 	if err != nil {
 		return err
 	}
@@ -190,38 +188,6 @@ func freePort() int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-func seed(addr string, spec mailgen.Spec) (int, int64, error) {
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer c.Close()
-	if err := c.Login(source, ownerPW).Wait(); err != nil {
-		return 0, 0, err
-	}
-	for _, f := range append(append([]string{}, mailgen.Parents...), mailgen.Folders...) {
-		if err := c.Create(f, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
-			return 0, 0, err
-		}
-	}
-	n := 0
-	var size int64
-	err = mailgen.Generate(spec, func(m mailgen.Message) error {
-		n++
-		size += int64(len(m.Body))
-		cmd := c.Append(m.Folder, int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.Date})
-		if _, err := bytes.NewReader(m.Body).WriteTo(cmd); err != nil {
-			return err
-		}
-		if err := cmd.Close(); err != nil {
-			return err
-		}
-		_, err := cmd.Wait()
-		return err
-	})
-	return n, size, err
 }
 
 // check compares the destination with the source by folder path (the

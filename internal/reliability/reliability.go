@@ -7,7 +7,6 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,8 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
@@ -318,7 +315,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				if r, err := p.dir.Route(ctx, a); err == nil && r.ServiceID == "emailpro-1" {
 					target = p.dst.Addr
 				}
-				if err := deliver(target, a, msg); err != nil {
+				if err := testenv.Deliver(target, a+"*mailshift", masterPW, msg); err != nil {
 					continue // the delivery agent retries later, like an MTA queue
 				}
 				dmu.Lock()
@@ -489,7 +486,8 @@ func seedAll(addr string, addrs []string, o Options) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs <- seedOne(addr, a, mailgen.Spec{Seed: o.Seed + uint64(i), Messages: o.Messages, MeanSize: 4 << 10, NoIDPercent: 3, DupPercent: 3})
+			_, _, err := testenv.Seed(addr, a, ownerPW, mailgen.Spec{Seed: o.Seed + uint64(i), Messages: o.Messages, MeanSize: 4 << 10, NoIDPercent: 3, DupPercent: 3})
+			errs <- err
 		}(i, a)
 	}
 	wg.Wait()
@@ -500,53 +498,6 @@ func seedAll(addr string, addrs []string, o Options) error {
 		}
 	}
 	return nil
-}
-
-func seedOne(addr, user string, spec mailgen.Spec) error {
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Login(user, ownerPW).Wait(); err != nil {
-		return fmt.Errorf("seed %s: %w", user, err)
-	}
-	for _, f := range append(append([]string{}, mailgen.Parents...), mailgen.Folders...) {
-		if err := c.Create(f, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
-			return err
-		}
-	}
-	return mailgen.Generate(spec, func(m mailgen.Message) error {
-		cmd := c.Append(m.Folder, int64(len(m.Body)), &imap.AppendOptions{Flags: m.Flags, Time: m.Date})
-		if _, err := bytes.NewReader(m.Body).WriteTo(cmd); err != nil {
-			return err
-		}
-		if err := cmd.Close(); err != nil {
-			return err
-		}
-		_, err := cmd.Wait()
-		return err
-	})
-}
-
-func deliver(addr, owner string, msg []byte) error {
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Login(owner+"*mailshift", masterPW).Wait(); err != nil {
-		return err
-	}
-	cmd := c.Append("INBOX", int64(len(msg)), nil)
-	if _, err := cmd.Write(msg); err != nil {
-		return err
-	}
-	if err := cmd.Close(); err != nil {
-		return err
-	}
-	_, err = cmd.Wait()
-	return err
 }
 
 // Print writes the report as a table.

@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailshift/mailshift/internal/mailgen"
+)
+
+// Seed fills a mailbox through IMAP APPEND, as mail clients would: the
+// generated folders, then every message of spec. It returns the number of
+// messages and their bytes.
+func Seed(addr, user, password string, spec mailgen.Spec) (int, int64, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return 0, 0, err
+	}
+	for _, f := range append(append([]string{}, mailgen.Parents...), mailgen.Folders...) {
+		if err := c.Create(f, nil).Wait(); err != nil && !strings.Contains(err.Error(), "exists") {
+			return 0, 0, err
+		}
+	}
+	n, size := 0, int64(0)
+	err = mailgen.Generate(spec, func(m mailgen.Message) error {
+		n++
+		size += int64(len(m.Body))
+		return appendMsg(c, m.Folder, m.Body, &imap.AppendOptions{Flags: m.Flags, Time: m.Date})
+	})
+	return n, size, err
+}
+
+// Deliver appends msg to user's INBOX the way the platform's delivery
+// agent does: logged in as user (for a master login, "addr*master").
+func Deliver(addr, user, password string, msg []byte) error {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return err
+	}
+	return appendMsg(c, "INBOX", msg, nil)
+}
+
+func appendMsg(c *imapclient.Client, folder string, body []byte, opts *imap.AppendOptions) error {
+	cmd := c.Append(folder, int64(len(body)), opts)
+	if _, err := bytes.NewReader(body).WriteTo(cmd); err != nil {
+		return err
+	}
+	if err := cmd.Close(); err != nil {
+		return err
+	}
+	_, err := cmd.Wait()
+	return err
+}
