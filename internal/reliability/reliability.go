@@ -234,7 +234,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer p.close()
-	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
 
 	// Accounts, their mail, and a slot each.
 	addrs := make([]string, o.Accounts)
@@ -303,6 +302,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
+			rng := rand.New(rand.NewPCG(o.Seed, 1))
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -329,6 +329,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
+			rng := rand.New(rand.NewPCG(o.Seed, 2))
 			for {
 				wait := time.Duration(rng.Int64N(int64(o.KillEvery))) + 200*time.Millisecond
 				select {
