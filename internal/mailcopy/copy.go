@@ -42,6 +42,9 @@ type Options struct {
 	InFlight int
 	// BatchSize is the number of messages per source FETCH.
 	BatchSize int
+	// NoPipelining turns LITERAL+ APPEND pipelining off (go-imap appends,
+	// one round trip each).
+	NoPipelining bool
 	// OnProgress is called after every message with a snapshot, one call
 	// at a time; it must be quick (the activity turns it into a heartbeat).
 	OnProgress func(Progress)
@@ -53,7 +56,7 @@ func (o *Options) defaults() {
 		o.Connections = 2
 	}
 	if o.InFlight <= 0 {
-		o.InFlight = 16
+		o.InFlight = 32
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 500
@@ -173,6 +176,10 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	}
 	close(queue)
 
+	// LITERAL+ lets APPENDs stream without waiting for the server's "+";
+	// go-imap cannot, so a raw connection does the appending.
+	useRaw := d.Caps().Has(imap.CapLiteralPlus) && !opts.NoPipelining &&
+		(dst.Security == SecurityTLS || dst.Security == SecurityPlain || dst.Security == "") && !dst.UseSASLAuthz
 	workers := opts.Connections
 	if workers > len(jobs) {
 		workers = max(len(jobs), 1)
@@ -205,11 +212,27 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 			}
 			defer sc.close()
 			defer dc.close()
+			var raw *rawConn
+			defer func() {
+				if raw != nil {
+					raw.close()
+				}
+			}()
 			for j := range queue {
 				if ctx.Err() != nil {
 					return
 				}
-				fr, err := copyFolder(ctx, sc, dc, j.m, tr, limit)
+				if raw == nil && useRaw {
+					// One LITERAL+ connection per worker, made on first use
+					// and again after a failure; without it, go-imap appends.
+					if rc, err := dialRaw(dst); err == nil {
+						raw = rc
+					} else if _, perm := IsPermanent(err); perm {
+						errOnce.Do(func() { firstErr = err; cancel() })
+						return
+					}
+				}
+				fr, err := copyFolder(ctx, sc, dc, raw, j.m, tr, limit)
 				if err != nil {
 					if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 						err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -393,7 +416,7 @@ func createFolders(d *conn, ms []Mapping) error {
 }
 
 // copyFolder copies the messages of one folder past its checkpoint.
-func copyFolder(ctx context.Context, s, d *conn, m Mapping, tr *tracker, limit int64) (FolderResult, error) {
+func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tracker, limit int64) (FolderResult, error) {
 	fr := FolderResult{Source: m.Source, Dest: m.Dest, Role: m.Role, Note: m.Note}
 	sel, err := s.Select(m.Source, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
@@ -481,6 +504,12 @@ func copyFolder(ctx context.Context, s, d *conn, m Mapping, tr *tracker, limit i
 		order = append(order, mm.UID)
 	}
 	ap := &appender{d: d, dest: m.Dest, inflight: tr.opts.InFlight}
+	if raw != nil {
+		if err := raw.selectFolder(m.Dest); err != nil {
+			return fr, fmt.Errorf("select destination %q: %w", m.Dest, err)
+		}
+		ap.raw = raw
+	}
 	next := 0 // index in order of the lowest UID not yet confirmed
 	confirmed := map[imap.UID]bool{}
 	advance := func() {
@@ -621,11 +650,13 @@ func (e *abortError) Unwrap() error { return e.err }
 // countingReader remembers whether reading the source failed.
 type countingReader struct {
 	r   io.Reader
+	n   int64
 	err error
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.n += int64(n)
 	if err != nil && err != io.EOF {
 		c.err = err
 	}
@@ -637,19 +668,42 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // next message's transfer overlaps the previous one's completion.
 type appender struct {
 	d        *conn
+	raw      *rawConn // LITERAL+ pipeline, when the destination allows it
 	dest     string
 	inflight int
 	pending  []pendingAppend
 }
 
 type pendingAppend struct {
-	uid  imap.UID
-	size int64
-	cmd  *imapclient.AppendCommand
+	uid   imap.UID
+	size  int64
+	cmd   *imapclient.AppendCommand
+	rawCh chan rawResult
 }
 
 func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Flag, date time.Time, onDone func(imap.UID, int64, error) error) error {
 	size := body.Size()
+	if a.raw != nil {
+		src := &countingReader{r: io.LimitReader(body, size)}
+		ch, err := a.raw.start(appendCmd(a.dest, flags, date, size), src)
+		short := err == nil && src.n != size
+		if short {
+			err = fmt.Errorf("source sent %d of %d bytes", src.n, size)
+		}
+		if err != nil {
+			// The literal is cut short: dropping the connection makes the
+			// server discard the APPEND.
+			_ = a.raw.c.Close()
+			return &abortError{sourceBroken: short || src.err != nil, err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
+		}
+		a.pending = append(a.pending, pendingAppend{uid: uid, size: size, rawCh: ch})
+		for len(a.pending) > a.inflight {
+			if err := a.waitOne(onDone); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	cmd := a.d.Append(a.dest, size, &imap.AppendOptions{Flags: flags, Time: date})
 	src := &countingReader{r: body}
 	n, err := io.Copy(cmd, src)
@@ -667,7 +721,7 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 	if err := cmd.Close(); err != nil {
 		return fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)
 	}
-	a.pending = append(a.pending, pendingAppend{uid, size, cmd})
+	a.pending = append(a.pending, pendingAppend{uid: uid, size: size, cmd: cmd})
 	for len(a.pending) > a.inflight {
 		if err := a.waitOne(onDone); err != nil {
 			return err
@@ -679,6 +733,16 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 func (a *appender) waitOne(onDone func(imap.UID, int64, error) error) error {
 	p := a.pending[0]
 	a.pending = a.pending[1:]
+	if p.rawCh != nil {
+		if err := a.raw.flush(); err != nil {
+			return onDone(p.uid, p.size, err)
+		}
+		res, err := a.raw.wait(p.rawCh)
+		if err == nil && !res.ok {
+			err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
+		}
+		return onDone(p.uid, p.size, err)
+	}
 	_, err := p.cmd.Wait()
 	return onDone(p.uid, p.size, err)
 }

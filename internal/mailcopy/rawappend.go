@@ -1,0 +1,277 @@
+package mailcopy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf16"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// rawConn is a destination connection that only APPENDs, with LITERAL+
+// (RFC 7888) non-synchronizing literals, so APPENDs stream back to back
+// instead of waiting one round trip each for the server's "+" (go-imap
+// always waits for it). It is used when the destination announces
+// LITERAL+; everything else goes through go-imap.
+type rawConn struct {
+	c      net.Conn
+	w      *bufio.Writer
+	r      *bufio.Reader
+	mu     sync.Mutex
+	next   int
+	done   map[string]chan rawResult
+	err    error
+	closed chan struct{}
+}
+
+type rawResult struct {
+	ok   bool
+	code string
+	text string
+}
+
+func dialRaw(ep Endpoint) (*rawConn, error) {
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	var c net.Conn
+	var err error
+	switch ep.Security {
+	case SecurityTLS, "":
+		c, err = tls.DialWithDialer(d, "tcp", ep.Addr, &tls.Config{InsecureSkipVerify: ep.InsecureSkipVerify, ServerName: hostOf(ep.Addr)})
+	case SecurityPlain:
+		c, err = d.Dial("tcp", ep.Addr)
+	default:
+		return nil, fmt.Errorf("raw append: security %q not supported", ep.Security)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", ep.Addr, err)
+	}
+	rc := &rawConn{c: c, w: bufio.NewWriterSize(c, 64<<10), r: bufio.NewReaderSize(c, 16<<10), done: map[string]chan rawResult{}, closed: make(chan struct{})}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	greet, err := rc.r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(greet, "* OK") {
+		c.Close()
+		return nil, fmt.Errorf("greeting from %s: %q %v", ep.Addr, greet, err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	go rc.read()
+	user := ep.User
+	if ep.MasterUser != "" {
+		sep := ep.MasterSep
+		if sep == "" {
+			sep = "*"
+		}
+		user = ep.User + sep + ep.MasterUser
+	}
+	res, err := rc.do("LOGIN " + literal(user) + " " + literal(ep.Password))
+	if err != nil {
+		rc.close()
+		return nil, err
+	}
+	if !res.ok {
+		rc.close()
+		return nil, &PermanentError{Kind: KindAuthFailed, Err: fmt.Errorf("log in to %s: %s", ep, res.text)}
+	}
+	return rc, nil
+}
+
+// literal encodes s as a LITERAL+ literal: no quoting rules to get wrong.
+func literal(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
+
+func (rc *rawConn) read() {
+	defer close(rc.closed)
+	for {
+		line, err := rc.r.ReadString('\n')
+		if err != nil {
+			rc.fail(err)
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		// Responses to APPEND and SELECT carry no literals; skip any that
+		// arrive anyway so the stream stays in sync.
+		if n, ok := trailingLiteral(line); ok {
+			if _, err := io.CopyN(io.Discard, rc.r, n); err != nil {
+				rc.fail(err)
+				return
+			}
+			continue
+		}
+		if strings.HasPrefix(line, "*") || strings.HasPrefix(line, "+") {
+			continue
+		}
+		tag, rest, _ := strings.Cut(line, " ")
+		status, text, _ := strings.Cut(rest, " ")
+		res := rawResult{ok: status == "OK", text: text}
+		if strings.HasPrefix(text, "[") {
+			if i := strings.IndexByte(text, ']'); i > 0 {
+				res.code = strings.ToUpper(strings.Fields(text[1:i])[0])
+			}
+		}
+		rc.mu.Lock()
+		ch := rc.done[tag]
+		delete(rc.done, tag)
+		rc.mu.Unlock()
+		if ch != nil {
+			ch <- res
+		}
+	}
+}
+
+func trailingLiteral(line string) (int64, bool) {
+	if !strings.HasSuffix(line, "}") {
+		return 0, false
+	}
+	i := strings.LastIndexByte(line, '{')
+	if i < 0 {
+		return 0, false
+	}
+	var n int64
+	if _, err := fmt.Sscanf(strings.TrimSuffix(line[i+1:], "+}"), "%d", &n); err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func (rc *rawConn) fail(err error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.err == nil {
+		rc.err = err
+	}
+	for tag, ch := range rc.done {
+		close(ch)
+		delete(rc.done, tag)
+	}
+}
+
+// start writes a command (its text may hold LITERAL+ literals) and returns
+// the channel its tagged response arrives on.
+func (rc *rawConn) start(cmd string, body io.Reader) (chan rawResult, error) {
+	rc.mu.Lock()
+	if rc.err != nil {
+		err := rc.err
+		rc.mu.Unlock()
+		return nil, err
+	}
+	rc.next++
+	tag := fmt.Sprintf("m%d", rc.next)
+	ch := make(chan rawResult, 1)
+	rc.done[tag] = ch
+	rc.mu.Unlock()
+	if _, err := rc.w.WriteString(tag + " " + cmd); err != nil {
+		return nil, err
+	}
+	if body != nil {
+		if _, err := io.Copy(rc.w, body); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := rc.w.WriteString("\r\n"); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+func (rc *rawConn) flush() error { return rc.w.Flush() }
+
+func (rc *rawConn) wait(ch chan rawResult) (rawResult, error) {
+	res, ok := <-ch
+	if !ok {
+		rc.mu.Lock()
+		err := rc.err
+		rc.mu.Unlock()
+		if err == nil {
+			err = errors.New("connection closed")
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+func (rc *rawConn) do(cmd string) (rawResult, error) {
+	ch, err := rc.start(cmd, nil)
+	if err != nil {
+		return rawResult{}, err
+	}
+	if err := rc.flush(); err != nil {
+		return rawResult{}, err
+	}
+	return rc.wait(ch)
+}
+
+func (rc *rawConn) close() {
+	_ = rc.c.Close()
+	<-rc.closed
+}
+
+// selectFolder selects the destination folder: Dovecot then keeps it open
+// instead of opening it for every APPEND.
+func (rc *rawConn) selectFolder(name string) error {
+	res, err := rc.do("SELECT " + literal(utf7Encode(name)))
+	if err != nil {
+		return err
+	}
+	if !res.ok {
+		return fmt.Errorf("select %q: %s", name, res.text)
+	}
+	return nil
+}
+
+// appendCmd is the APPEND command line up to its body.
+func appendCmd(folder string, flags []imap.Flag, date time.Time, size int64) string {
+	var b strings.Builder
+	b.WriteString("APPEND " + literal(utf7Encode(folder)))
+	if len(flags) > 0 {
+		parts := make([]string, len(flags))
+		for i, f := range flags {
+			parts[i] = string(f)
+		}
+		b.WriteString(" (" + strings.Join(parts, " ") + ")")
+	}
+	if !date.IsZero() {
+		b.WriteString(" \"" + date.Format("02-Jan-2006 15:04:05 -0700") + "\"")
+	}
+	fmt.Fprintf(&b, " {%d+}\r\n", size)
+	return b.String()
+}
+
+var b64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding)
+
+// utf7Encode encodes a mailbox name in IMAP's modified UTF-7 (RFC 3501).
+func utf7Encode(s string) string {
+	var b strings.Builder
+	var pending []rune
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		u := utf16.Encode(pending)
+		raw := make([]byte, 0, len(u)*2)
+		for _, c := range u {
+			raw = append(raw, byte(c>>8), byte(c))
+		}
+		b.WriteString("&" + b64.EncodeToString(raw) + "-")
+		pending = pending[:0]
+	}
+	for _, r := range s {
+		if r >= 0x20 && r <= 0x7e {
+			flush()
+			if r == '&' {
+				b.WriteString("&-")
+			} else {
+				b.WriteRune(r)
+			}
+			continue
+		}
+		pending = append(pending, r)
+	}
+	flush()
+	return b.String()
+}
