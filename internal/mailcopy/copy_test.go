@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,44 +347,10 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 	}
 }
 
-// flakyProxy forwards to target and cuts every connection after budget
-// bytes from the server, like a network that drops connections.
-func flakyProxy(t *testing.T, target string, budget int64) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	drops := &atomic.Int64{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { _, _ = io.Copy(s, c) }()
-				n, _ := io.CopyN(c, s, budget)
-				if n == budget {
-					drops.Add(1)
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return ln.Addr().String(), drops
-}
-
 func TestDroppedConnectionsResume(t *testing.T) {
 	src, dst := startMem(t, "a@x.test"), startMem(t, "a@x.test")
 	n := src.seed(t, mailgen.Spec{Seed: 8, Messages: 200, MeanSize: 3000, NoIDPercent: 5, DupPercent: 5})
-	proxy, drops := flakyProxy(t, src.addr, 150<<10)
+	proxy, drops := testenv.CuttingProxy(t, src.addr, 150<<10)
 	var cps map[string]mailcopy.Checkpoint
 	var last error
 	attempts := 0

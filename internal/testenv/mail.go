@@ -2,7 +2,11 @@ package testenv
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"strings"
+	"sync/atomic"
+	"testing"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -60,4 +64,38 @@ func appendMsg(c *imapclient.Client, folder string, body []byte, opts *imap.Appe
 	}
 	_, err := cmd.Wait()
 	return err
+}
+
+// CuttingProxy forwards to target and cuts every connection after budget
+// bytes from the server, like a network that drops connections. It
+// reports how many it cut.
+func CuttingProxy(t testing.TB, target string, budget int64) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops := &atomic.Int64{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { _, _ = io.Copy(s, c) }()
+				if n, _ := io.CopyN(c, s, budget); n == budget {
+					drops.Add(1)
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String(), drops
 }
