@@ -451,33 +451,39 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		tr.update(m.Source, cp, nil)
 		return fr, nil
 	}
-	srcMeta, err := scanMeta(s, uids)
-	if err != nil {
-		return fr, classify(err, fmt.Sprintf("scan %q", m.Source))
-	}
-	sort.Slice(srcMeta, func(i, j int) bool { return srcMeta[i].UID < srcMeta[j].UID })
-
 	dsel, err := d.Select(m.Dest, nil).Wait()
 	if err != nil {
 		return fr, classify(err, fmt.Sprintf("select destination %q", m.Dest))
 	}
 	// Messages already on the destination (an earlier attempt that died
 	// between APPEND and checkpoint, a rescan, a re-run) are matched by
-	// fingerprint and not copied again.
+	// fingerprint and not copied again. Into an empty folder nothing can be
+	// a duplicate, so the source's metadata pass is skipped: the bodies'
+	// own sizes decide the size limit.
 	present := multiset{}
+	var srcMeta []meta
 	if dsel.NumMessages > 0 {
 		dm, err := scanMeta(d, imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
 		if err != nil {
 			return fr, classify(err, fmt.Sprintf("scan destination %q", m.Dest))
 		}
 		present = fingerprints(dm)
+		if srcMeta, err = scanMeta(s, uids); err != nil {
+			return fr, classify(err, fmt.Sprintf("scan %q", m.Source))
+		}
+	} else {
+		all, _ := uids.Nums()
+		for _, u := range all {
+			srcMeta = append(srcMeta, meta{UID: u})
+		}
 	}
+	sort.Slice(srcMeta, func(i, j int) bool { return srcMeta[i].UID < srcMeta[j].UID })
 
 	var todo []meta
 	var todoSet imap.UIDSet
 	for _, mm := range srcMeta {
 		switch {
-		case present.take(mm.Fingerprint()):
+		case len(present) > 0 && present.take(mm.Fingerprint()):
 			fr.Present++
 		case limit > 0 && mm.Size > limit:
 			fr.Skipped = append(fr.Skipped, Skip{Folder: m.Source, UID: uint32(mm.UID), Size: mm.Size, MessageID: mm.MessageID,
@@ -544,6 +550,20 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		return nil
 	}
 
+	// tooBig skips a message the destination cannot take, found from its
+	// body's size when no metadata pass ran.
+	tooBig := func(u imap.UID, size int64) bool {
+		if limit <= 0 || size <= limit {
+			return false
+		}
+		fr.Skipped = append(fr.Skipped, Skip{Folder: m.Source, UID: uint32(u), Size: size, MessageID: byUID[u].MessageID,
+			Reason: fmt.Sprintf("%d bytes is over the destination's limit of %d bytes", size, limit)})
+		confirmed[u] = true
+		advance()
+		tr.update(m.Source, cp, func(p *Progress) { p.Skipped++ })
+		return true
+	}
+
 	// Fetch bodies in batches so one FETCH never spans the whole folder.
 	for i := 0; i < len(todo); i += tr.opts.BatchSize {
 		end := min(i+tr.opts.BatchSize, len(todo))
@@ -551,11 +571,18 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		for _, mm := range todo[i:end] {
 			batch.AddNum(mm.UID)
 		}
-		if err := streamBatch(ctx, s, batch, byUID, ap, onDone); err != nil {
+		if err := streamBatch(ctx, s, batch, byUID, ap, onDone, tooBig); err != nil {
+			ap.settle(func(u imap.UID, size int64, err error) error {
+				if err == nil {
+					return onDone(u, size, nil)
+				}
+				return nil
+			})
 			return fr, err
 		}
 	}
 	if err := ap.drain(onDone); err != nil {
+		ap.settle(func(imap.UID, int64, error) error { return nil })
 		return fr, err
 	}
 	advance()
@@ -564,7 +591,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 }
 
 // streamBatch FETCHes the bodies of batch and streams each into an APPEND.
-func streamBatch(ctx context.Context, s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *appender, onDone func(imap.UID, int64, error) error) error {
+func streamBatch(ctx context.Context, s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *appender, onDone func(imap.UID, int64, error) error, tooBig func(imap.UID, int64) bool) error {
 	cmd := s.Fetch(batch, &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
@@ -619,6 +646,10 @@ func streamBatch(ctx context.Context, s *conn, batch imap.UIDSet, byUID map[imap
 				if err := ctx.Err(); err != nil {
 					return stop(it.Literal, err)
 				}
+				if tooBig(uid, it.Literal.Size()) {
+					_, _ = io.Copy(io.Discard, it.Literal)
+					continue
+				}
 				if !haveFlags {
 					flags = mm.Flags
 				}
@@ -672,6 +703,46 @@ type appender struct {
 	dest     string
 	inflight int
 	pending  []pendingAppend
+	// partial is set when a literal was cut short: the connection must
+	// be dropped, never reused.
+	partial bool
+}
+
+// settleWait bounds how long an aborting copy waits for the answers to
+// APPENDs it already sent.
+const settleWait = 30 * time.Second
+
+// settle is the abort path: every APPEND already sent is answered (and
+// checkpointed) before the copy gives up, so none can land on the
+// destination after the next attempt has looked at it; a connection with a
+// cut literal is then dropped, which makes the server discard that one.
+func (a *appender) settle(onDone func(imap.UID, int64, error) error) {
+	for len(a.pending) > 0 {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = a.waitOne(onDone)
+		}()
+		select {
+		case <-done:
+		case <-time.After(settleWait):
+			// The server does not answer: cut the connections; what it
+			// did commit is found by fingerprint next time.
+			a.dropConns()
+			<-done
+		}
+	}
+	if a.partial {
+		a.dropConns()
+	}
+}
+
+func (a *appender) dropConns() {
+	if a.raw != nil {
+		_ = a.raw.c.Close()
+	} else {
+		_ = a.d.Client.Close()
+	}
 }
 
 type pendingAppend struct {
@@ -691,9 +762,10 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 			err = fmt.Errorf("source sent %d of %d bytes", src.n, size)
 		}
 		if err != nil {
-			// The literal is cut short: dropping the connection makes the
-			// server discard the APPEND.
-			_ = a.raw.c.Close()
+			// The literal is cut short; settle closes the connection once
+			// the APPENDs before it are answered, and the server discards
+			// this one.
+			a.partial = true
 			return &abortError{sourceBroken: short || src.err != nil, err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
 		}
 		a.pending = append(a.pending, pendingAppend{uid: uid, size: size, rawCh: ch})
@@ -713,9 +785,10 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 	}
 	if err != nil {
 		// Never finish a short literal: the server would store a truncated
-		// message. Dropping the connection mid-literal makes it discard the
-		// APPEND; the retry resumes from the checkpoint.
-		_ = a.d.Client.Close()
+		// message. settle drops the connection mid-literal once the APPENDs
+		// before it are answered, so the server discards this one; the
+		// retry resumes from the checkpoint.
+		a.partial = true
 		return &abortError{sourceBroken: short || src.err != nil, err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
 	}
 	if err := cmd.Close(); err != nil {
