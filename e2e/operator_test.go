@@ -169,3 +169,31 @@ func TestOperatorPaths(t *testing.T) {
 		t.Fatalf("free slots after rollback = %d (%v), want the slot back", len(free), err)
 	}
 }
+
+// TestPlanDryRun: the pre-check names what would block each row and
+// starts nothing.
+func TestPlanDryRun(t *testing.T) {
+	s := start(t, 8, 5)
+	ctx := context.Background()
+	s.env.DirectoryDSN = dsnOf(t, s.st)
+	if err := s.st.Dir.AddRedirection(ctx, directory.Redirection{Address: "bob@example.com", Kind: "auto-responder", Target: "on holiday"}); err != nil {
+		t.Fatal(err)
+	}
+	// exchange-1 has 3 free slots: the fourth row must wait for one.
+	plan := writePlan(t, "address,to", "alice@example.com,emailpro-1", "bob@example.com,emailpro-1",
+		"carol@example.com,exchange-1", "dave@example.org,exchange-1", "erin@example.org,exchange-1", "frank@example.com,exchange-1")
+	err := s.env.Plan(ctx, cli.PlanArgs{File: plan, PlanID: "dry", DryRun: true})
+	if err == nil || !strings.Contains(err.Error(), "2 rows would block") {
+		t.Fatalf("dry run: err = %v, want 2 rows blocking\n%s", err, s.out.String())
+	}
+	out := s.out.String()
+	for _, want := range []string{"has auto-responder to on holiday", "wait for a free slot on exchange-1"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := s.c.DescribeWorkflowExecution(ctx, workflows.WorkflowID("alice@example.com"), ""); err == nil {
+		t.Fatalf("a dry run started a migration")
+	}
+	t.Logf("\n%s", out)
+}

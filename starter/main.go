@@ -45,7 +45,7 @@ global flags (or MAILSHIFT_TEMPORAL_ADDRESS, MAILSHIFT_NAMESPACE, MAILSHIFT_DIRE
 
 commands:
   start ADDRESS --to SERVICE [--plan ID] [--auto-confirm] [--dns-interval D] [--dns-deadline D] [--slot-recheck D]
-  plan FILE.csv [--plan-id ID] [--to SERVICE] [--auto-confirm] [--validate] [--valid-only] [--wait] [--rate N]
+  plan FILE.csv [--plan-id ID] [--to SERVICE] [--auto-confirm] [--validate] [--dry-run] [--valid-only] [--wait] [--rate N]
   plan --domain DOMAIN --to SERVICE [--plan-id ID] [...]   every MX Plan account of a domain
   status [--plan ID | ADDRESS...]
   watch --plan ID [--interval D]
@@ -128,6 +128,7 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 		f.BoolVar(&p.AutoConfirm, "auto-confirm", false, "")
 		f.BoolVar(&p.ValidateOnly, "validate", false, "")
 		f.BoolVar(&p.ValidOnly, "valid-only", false, "")
+		f.BoolVar(&p.DryRun, "dry-run", false, "")
 		f.BoolVar(&p.Wait, "wait", false, "")
 		f.Float64Var(&p.Rate, "rate", 20, "")
 		f.StringVar(&p.DNSInterval, "dns-interval", "", "")

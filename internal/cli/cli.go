@@ -184,6 +184,9 @@ func StartOne(ctx context.Context, c client.Client, in workflows.Input) (started
 type PlanArgs struct {
 	File, Domain, PlanID, To, DNSInterval string
 	AutoConfirm, ValidateOnly, ValidOnly  bool
+	// DryRun reports what would block each row (redirections, account
+	// state, another migration's lock, free slots) and starts nothing.
+	DryRun bool
 	Wait                                  bool
 	Rate                                  float64
 	Timeout                               time.Duration
@@ -250,6 +253,20 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 		fmt.Fprintf(e.Out, "problem: %s\n", pr)
 	}
 	fmt.Fprintf(e.Out, "plan: %d valid rows, %d problems\n", len(rows), len(problems))
+	if p.DryRun {
+		if dir == nil {
+			return errors.New("--dry-run needs the directory (--directory or --dev-dir)")
+		}
+		blocked, err := e.preCheck(ctx, dir, rows)
+		if err != nil {
+			return err
+		}
+		if blocked+len(problems) > 0 {
+			return fmt.Errorf("dry run: %d rows would block, %d rows have problems; nothing started", blocked, len(problems))
+		}
+		fmt.Fprintln(e.Out, "dry run: every row would start; nothing started")
+		return nil
+	}
 	if p.ValidateOnly {
 		if len(problems) > 0 {
 			return fmt.Errorf("plan has %d problems", len(problems))
@@ -821,4 +838,54 @@ func (e *Env) Slots(ctx context.Context, service string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", sv.ID, sv.Kind, len(free), human(largest))
 	}
 	return tw.Flush()
+}
+
+// preCheck is the control panel's pre-check for a plan: for each row, what
+// would stop its migration before anything is locked. Slots are counted
+// against the whole plan, so a plan that needs more accounts than a service
+// has free is reported before it starts.
+func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Row) (int, error) {
+	free := map[string]int{}
+	tw := tabwriter.NewWriter(e.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINE\tACCOUNT\tTO\tWOULD")
+	blocked := 0
+	for _, r := range rows {
+		var why []string
+		acct, err := dir.SourceAccount(ctx, r.Input.Address)
+		if err != nil {
+			return 0, err
+		}
+		if acct.State != directory.StateActive {
+			why = append(why, "account is "+acct.State)
+		}
+		if acct.LockHolder != "" && acct.LockHolder != workflows.WorkflowID(r.Input.Address) {
+			why = append(why, "held by "+acct.LockHolder)
+		}
+		reds, err := dir.Redirections(ctx, r.Input.Address)
+		if err != nil {
+			return 0, err
+		}
+		for _, rd := range reds {
+			why = append(why, fmt.Sprintf("has %s to %s (remove it first)", rd.Kind, rd.Target))
+		}
+		if _, seen := free[r.Input.To]; !seen {
+			sl, err := dir.FreeSlots(ctx, r.Input.To, 0)
+			if err != nil {
+				return 0, err
+			}
+			free[r.Input.To] = len(sl)
+		}
+		if free[r.Input.To] == 0 {
+			why = append(why, "wait for a free slot on "+r.Input.To+" (order accounts)")
+		} else {
+			free[r.Input.To]--
+		}
+		verdict := "start"
+		if len(why) > 0 {
+			verdict = "block: " + strings.Join(why, "; ")
+			blocked++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Line, r.Input.Address, r.Input.To, verdict)
+	}
+	return blocked, tw.Flush()
 }
