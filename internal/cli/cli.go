@@ -186,10 +186,10 @@ type PlanArgs struct {
 	AutoConfirm, ValidateOnly, ValidOnly  bool
 	// DryRun reports what would block each row (redirections, account
 	// state, another migration's lock, free slots) and starts nothing.
-	DryRun bool
-	Wait                                  bool
-	Rate                                  float64
-	Timeout                               time.Duration
+	DryRun  bool
+	Wait    bool
+	Rate    float64
+	Timeout time.Duration
 }
 
 // Plan validates a plan and starts one migration per valid row.
