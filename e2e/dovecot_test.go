@@ -129,12 +129,7 @@ func TestCopyBetweenDovecots(t *testing.T) {
 	l := startLab(t)
 	ctx := context.Background()
 	const wf = "migrate:alice@example.com"
-	if _, err := l.dir.ClaimSlot(ctx, "emailpro-1", "alice@example.com", wf, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.dir.ConfigureSlot(ctx, wf); err != nil {
-		t.Fatal(err)
-	}
+	l.assignSlot(t, wf)
 	n := seedOverIMAP(t, l.src.Addr, "alice@example.com", "alice-pw", mailgen.Spec{Seed: 11, Messages: 400, MeanSize: 6 << 10,
 		NoIDPercent: 3, DupPercent: 3, Huge: 2 << 20})
 	if err := l.dir.Lock(ctx, "alice@example.com", wf); err != nil {
@@ -224,13 +219,7 @@ func seedOverIMAP(t *testing.T, addr, user, pw string, spec mailgen.Spec) int {
 func TestPipelinedCopySurvivesDroppedSource(t *testing.T) {
 	l := startLab(t)
 	ctx := context.Background()
-	const wf = "migrate:alice@example.com"
-	if _, err := l.dir.ClaimSlot(ctx, "emailpro-1", "alice@example.com", wf, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.dir.ConfigureSlot(ctx, wf); err != nil {
-		t.Fatal(err)
-	}
+	l.assignSlot(t, "migrate:alice@example.com")
 	seedOverIMAP(t, l.src.Addr, "alice@example.com", "alice-pw", mailgen.Spec{Seed: 21, Messages: 250, MeanSize: 6 << 10, NoIDPercent: 3, DupPercent: 3})
 	proxy, drops := testenv.CuttingProxy(t, l.src.Addr, 200<<10)
 	src := mailcopy.Endpoint{Addr: proxy, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
@@ -257,18 +246,38 @@ func TestPipelinedCopySurvivesDroppedSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mapped := testenv.Mailbox{}
-	for f, msgs := range before {
-		dest := "INBOX"
-		if f != "INBOX" {
-			dest = "INBOX." + strings.ReplaceAll(f, "/", ".")
-		}
-		mapped[dest] = append(mapped[dest], msgs...)
-	}
+	mapped := toCourier(before)
 	for _, check := range [][]string{testenv.Missing(mapped, after), testenv.Duplicates(mapped, after), testenv.Extra(mapped, after)} {
 		if len(check) > 0 {
 			t.Fatalf("after %d attempts and %d drops: %s", attempts+1, drops.Load(), check[0])
 		}
 	}
 	t.Logf("%d messages copied over %d attempts with %d dropped connections", before.Count(), attempts+1, drops.Load())
+}
+
+// assignSlot claims and configures the lab's slot for alice, as the
+// assign-slot stage does.
+func (l *lab) assignSlot(t *testing.T, wf string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := l.dir.ClaimSlot(ctx, "emailpro-1", "alice@example.com", wf, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.dir.ConfigureSlot(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// toCourier maps a "/"-separated mailbox to the lab destination's
+// namespace ("INBOX." prefix, "." separator).
+func toCourier(mb testenv.Mailbox) testenv.Mailbox {
+	out := testenv.Mailbox{}
+	for f, msgs := range mb {
+		dest := "INBOX"
+		if f != "INBOX" {
+			dest = "INBOX." + strings.ReplaceAll(f, "/", ".")
+		}
+		out[dest] = append(out[dest], msgs...)
+	}
+	return out
 }

@@ -184,14 +184,7 @@ func TestOwnerJourney(t *testing.T) {
 	if err != nil {
 		t.Fatalf("owner login on the new account: %v", err)
 	}
-	mapped := testenv.Mailbox{}
-	for f, msgs := range before {
-		dest := "INBOX"
-		if f != "INBOX" {
-			dest = "INBOX." + strings.ReplaceAll(f, "/", ".")
-		}
-		mapped[dest] = append(mapped[dest], msgs...)
-	}
+	mapped := toCourier(before)
 	if miss := testenv.Missing(mapped, after); len(miss) > 0 {
 		t.Fatalf("%d problems in the new mailbox, first: %s", len(miss), miss[0])
 	}
