@@ -56,6 +56,9 @@ type Options struct {
 	Seed    uint64
 	Timeout time.Duration
 	Log     io.Writer
+	// RestartTemporal stops the Temporal dev server once mid-plan and
+	// starts it again on the same port and history database.
+	RestartTemporal bool
 }
 
 // Report is the outcome of a run.
@@ -65,6 +68,7 @@ type Report struct {
 	Kills         int
 	Delivered     int
 	Violations    []string
+	Restarts      int
 	Seconds       float64
 	P50, P95      time.Duration
 	EventsMax     int
@@ -74,14 +78,15 @@ type Report struct {
 }
 
 type platform struct {
-	dir      *directory.Store
-	dsn      string
-	src, dst *testenv.Dovecot
-	bind     *testenv.BIND
-	temporal *testsuite.DevServer
-	c        client.Client
-	work     string
-	stops    []func()
+	dir          *directory.Store
+	dsn          string
+	src, dst     *testenv.Dovecot
+	bind         *testenv.BIND
+	temporal     *testsuite.DevServer
+	temporalOpts testsuite.DevServerOptions
+	c            client.Client
+	work         string
+	stops        []func()
 }
 
 func (p *platform) close() {
@@ -151,10 +156,12 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	}
 	p.dst = dst
 	p.stops = append(p.stops, stopDst)
-	p.temporal, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{ExistingPath: o.Temporal, LogLevel: "error",
-		ClientOptions: &client.Options{Logger: cli.QuietLogger{}},
+	p.temporalOpts = testsuite.DevServerOptions{ExistingPath: o.Temporal, LogLevel: "error",
+		ClientOptions: &client.Options{Logger: cli.QuietLogger{}, HostPort: "127.0.0.1:" + strconv.Itoa(freePort())},
+		DBFilename:    filepath.Join(work, "temporal.db"),
 		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
-			"--search-attribute", "MigrationStage=Keyword"}, Stdout: io.Discard, Stderr: io.Discard})
+			"--search-attribute", "MigrationStage=Keyword"}, Stdout: io.Discard, Stderr: io.Discard}
+	p.temporal, err = testsuite.StartDevServer(ctx, p.temporalOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -345,6 +352,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}()
 	}
+	// Restart the Temporal server once, mid-plan, on its history database.
+	if o.RestartTemporal {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			select {
+			case <-stop:
+				return
+			case <-time.After(4 * time.Second):
+			}
+			_ = p.temporal.Stop()
+			time.Sleep(time.Second)
+			srv, err := testsuite.StartDevServer(ctx, p.temporalOpts)
+			if err != nil {
+				p.logf(o, "restart Temporal: %v", err)
+				return
+			}
+			p.temporal = srv
+			rep.Restarts++
+			p.logf(o, "Temporal restarted")
+		}()
+	}
 	// Sample worker memory.
 	bg.Add(1)
 	go func() {
@@ -503,9 +532,9 @@ func seedAll(addr string, addrs []string, o Options) error {
 
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer, scenario string) {
-	fmt.Fprintf(w, "%-22s %8s %6s %6s %9s %8s %8s %8s %10s %10s %8s %10s\n", "scenario", "accounts", "done", "kills", "delivered",
+	fmt.Fprintf(w, "%-22s %8s %6s %6s %8s %9s %8s %8s %8s %10s %10s %8s %10s\n", "scenario", "accounts", "done", "kills", "restarts", "delivered",
 		"acc/min", "p50", "p95", "events max", "events avg", "RSS MB", "violations")
-	fmt.Fprintf(w, "%-22s %8d %6d %6d %9d %8.1f %8s %8s %10d %10.0f %8.0f %10d\n", scenario, r.Accounts, r.Done, r.Kills, r.Delivered,
+	fmt.Fprintf(w, "%-22s %8d %6d %6d %8d %9d %8.1f %8s %8s %10d %10.0f %8.0f %10d\n", scenario, r.Accounts, r.Done, r.Kills, r.Restarts, r.Delivered,
 		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.WorkerRSSMB, len(r.Violations))
 	for i, v := range r.Violations {
 		if i == 10 {
