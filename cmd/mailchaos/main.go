@@ -23,7 +23,7 @@ func main() {
 }
 
 func run() error {
-	scenario := flag.String("scenario", "chaos", "chaos, temporal-restart or load")
+	scenario := flag.String("scenario", "chaos", "chaos, temporal-restart, postgres-restart or load")
 	runs := flag.Int("runs", 3, "runs of the scenario")
 	accounts := flag.Int("accounts", 0, "accounts per run (default: chaos 20, load 1000)")
 	messages := flag.Int("messages", 0, "messages per account (default: chaos 150, load 3)")
@@ -37,10 +37,12 @@ func run() error {
 		o.Accounts, o.Messages, o.KillEvery = 20, 150, *killEvery
 	case "temporal-restart":
 		o.Accounts, o.Messages, o.RestartTemporal = 20, 150, true
+	case "postgres-restart":
+		o.Accounts, o.Messages, o.RestartPostgres = 20, 150, true
 	case "load":
 		o.Accounts, o.Messages = 1000, 3
 	default:
-		return fmt.Errorf("scenario %q: want chaos, temporal-restart or load", *scenario)
+		return fmt.Errorf("scenario %q: want chaos, temporal-restart, postgres-restart or load", *scenario)
 	}
 	if *accounts > 0 {
 		o.Accounts = *accounts

@@ -182,7 +182,12 @@ func login(c *conn, ep Endpoint) error {
 	if err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
-			// A NO to LOGIN is a credential problem whatever the code.
+			if ie.Code == imap.ResponseCodeUnavailable || ie.Code == imap.ResponseCodeServerBug {
+				// "Temporary authentication failure": the server's user
+				// database is unreachable (RFC 5530); retry later.
+				return fmt.Errorf("log in to %s: %s", ep, ie.Text)
+			}
+			// Any other NO to LOGIN is a credential problem.
 			return &PermanentError{Kind: KindAuthFailed, Err: fmt.Errorf("log in to %s: %s", ep, ie.Text)}
 		}
 		return classify(err, "log in to "+ep.String())

@@ -410,3 +410,35 @@ func dialRaw(t *testing.T, addr string) *imapclient.Client {
 	}
 	return c
 }
+
+// unavailableSession refuses every login with "NO [UNAVAILABLE]", as
+// Dovecot does while its user database is unreachable.
+type unavailableSession struct{ imapserver.Session }
+
+func (unavailableSession) Login(string, string) error {
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Temporary authentication failure"}
+}
+
+func TestTemporaryAuthFailureIsTransient(t *testing.T) {
+	mem := imapmemserver.New()
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return unavailableSession{mem.NewSession()}, nil, nil
+		},
+		Caps: imap.CapSet{imap.CapIMAP4rev1: {}}, InsecureAuth: true, Logger: silent{},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	dst := startMem(t, "a@x.test")
+	_, err = mailcopy.Copy(context.Background(), ep(ln.Addr().String(), "a@x.test"), ep(dst.addr, "a@x.test"), mailcopy.Options{})
+	if err == nil {
+		t.Fatalf("Copy() succeeded against a server refusing logins")
+	}
+	if _, perm := mailcopy.IsPermanent(err); perm {
+		t.Fatalf("Copy() = %v: a temporary authentication failure must be retried, not parked as AuthFailed", err)
+	}
+}

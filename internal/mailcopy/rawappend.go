@@ -77,6 +77,9 @@ func dialRaw(ep Endpoint) (*rawConn, error) {
 	}
 	if !res.ok {
 		rc.close()
+		if res.code == "UNAVAILABLE" || res.code == "SERVERBUG" {
+			return nil, fmt.Errorf("log in to %s: %s", ep, res.text)
+		}
 		return nil, &PermanentError{Kind: KindAuthFailed, Err: fmt.Errorf("log in to %s: %s", ep, res.text)}
 	}
 	return rc, nil

@@ -59,6 +59,9 @@ type Options struct {
 	// RestartTemporal stops the Temporal dev server once mid-plan and
 	// starts it again on the same port and history database.
 	RestartTemporal bool
+	// RestartPostgres stops the directory's PostgreSQL abruptly mid-plan
+	// and starts it again.
+	RestartPostgres bool
 }
 
 // Report is the outcome of a run.
@@ -80,6 +83,7 @@ type Report struct {
 type platform struct {
 	dir          *directory.Store
 	dsn          string
+	pg           *testenv.PG
 	src, dst     *testenv.Dovecot
 	bind         *testenv.BIND
 	temporal     *testsuite.DevServer
@@ -115,11 +119,13 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	}
 	p.work = work
 	p.stops = append(p.stops, func() { os.RemoveAll(work) })
-	dsn, stopPG, err := testenv.StartPostgresCluster()
+	pg, err := testenv.LaunchPostgres()
 	if err != nil {
 		return nil, err
 	}
-	p.stops = append(p.stops, stopPG)
+	p.stops = append(p.stops, pg.Stop)
+	p.pg = pg
+	dsn := pg.DSN
 	p.dsn = dsn
 	if p.dir, err = directory.Open(ctx, dsn); err != nil {
 		return nil, err
@@ -372,6 +378,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			p.temporal = srv
 			rep.Restarts++
 			p.logf(o, "Temporal restarted")
+		}()
+	}
+	if o.RestartPostgres {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Second):
+			}
+			if err := p.pg.Restart(); err != nil {
+				p.logf(o, "restart PostgreSQL: %v", err)
+				return
+			}
+			rep.Restarts++
+			p.logf(o, "PostgreSQL restarted")
 		}()
 	}
 	// Sample worker memory.

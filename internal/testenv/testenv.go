@@ -263,18 +263,53 @@ func StartPostgres(t testing.TB) string {
 	return dsn
 }
 
-// StartPostgresCluster starts a throwaway PostgreSQL cluster in a temporary
-// directory (as the postgres user when run as root) and returns its DSN and
-// how to stop it.
+// StartPostgresCluster starts a throwaway PostgreSQL cluster and returns
+// its DSN and how to stop it.
 func StartPostgresCluster() (string, func(), error) {
+	pg, err := LaunchPostgres()
+	if err != nil {
+		return "", nil, err
+	}
+	return pg.DSN, pg.Stop, nil
+}
+
+// PG is a throwaway PostgreSQL cluster.
+type PG struct {
+	DSN  string
+	data string
+	dir  string
+	opts string
+	asPG func(name string, args ...string) *exec.Cmd
+}
+
+// Stop stops the cluster and removes its files.
+func (p *PG) Stop() {
+	_ = p.asPG("pg_ctl", "-D", p.data, "-m", "immediate", "-w", "stop").Run()
+	os.RemoveAll(p.dir)
+}
+
+// Restart stops the cluster abruptly and starts it again on the same data.
+func (p *PG) Restart() error {
+	if out, err := p.asPG("pg_ctl", "-D", p.data, "-m", "immediate", "-w", "stop").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
+	}
+	if out, err := p.asPG("pg_ctl", "-D", p.data, "-o", p.opts, "-l", filepath.Join(p.dir, "log"), "-w", "start").CombinedOutput(); err != nil {
+		return fmt.Errorf("pg_ctl start: %v: %s", err, out)
+	}
+	return nil
+}
+
+// LaunchPostgres starts a throwaway PostgreSQL cluster in a temporary
+// directory (as the postgres user when run as root).
+func LaunchPostgres() (*PG, error) {
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
-		return "", nil, fmt.Errorf("PostgreSQL is not installed: run deploy/lab/install.sh (make test does)")
+		return nil, fmt.Errorf("PostgreSQL is not installed: run deploy/lab/install.sh (make test does)")
 	}
 	bin := filepath.Dir(bins[len(bins)-1])
 	dir, err := os.MkdirTemp("", "mailshift-pg-")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	asPG := func(name string, args ...string) *exec.Cmd {
 		if os.Geteuid() == 0 {
@@ -282,9 +317,9 @@ func StartPostgresCluster() (string, func(), error) {
 		}
 		return exec.Command(filepath.Join(bin, name), args...)
 	}
-	fail := func(err error) (string, func(), error) {
+	fail := func(err error) (*PG, error) {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return nil, err
 	}
 	if os.Geteuid() == 0 {
 		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
@@ -306,11 +341,7 @@ func StartPostgresCluster() (string, func(), error) {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		return fail(fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log))
 	}
-	stop := func() {
-		_ = asPG("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").Run()
-		os.RemoveAll(dir)
-	}
-	return fmt.Sprintf("postgres://mailshift@127.0.0.1:%d/postgres?sslmode=disable", port), stop, nil
+	return &PG{DSN: fmt.Sprintf("postgres://mailshift@127.0.0.1:%d/postgres?sslmode=disable", port), data: data, dir: dir, opts: opts, asPG: asPG}, nil
 }
 
 // FreePort returns a TCP port that was free a moment ago.
