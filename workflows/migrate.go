@@ -50,7 +50,7 @@ type migration struct {
 	cancelStage workflow.CancelFunc
 }
 
-var errInvalidInput = "InvalidInput"
+const errInvalidInput = "InvalidInput"
 
 func (m *migration) setup(ctx workflow.Context) error {
 	m.log = workflow.GetLogger(ctx)

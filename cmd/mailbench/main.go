@@ -286,25 +286,6 @@ CopyArrivalDate yes
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t0 := time.Now()
-	err := cmd.Run()
-	el := time.Since(t0).Seconds()
-	if err != nil {
-		// Older mbsync spells TLSType as SSLType.
-		if strings.Contains(out.String(), "TLSType") {
-			conf = strings.ReplaceAll(conf, "TLSType None", "SSLType None")
-			_ = os.WriteFile(cf, []byte(conf), 0o600)
-			return runMbsync2(cf)
-		}
-		return row{}, fmt.Errorf("mbsync: %v: %s", err, out.String())
-	}
-	return row{name: "(c) mbsync", seconds: el, rssMB: maxRSS(cmd.ProcessState), messages: -1}, nil
-}
-
-func runMbsync2(cf string) (row, error) {
-	cmd := exec.Command("mbsync", "-c", cf, "-a", "-q")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		return row{}, fmt.Errorf("mbsync: %v: %s", err, out.String())
 	}

@@ -185,11 +185,17 @@ func validKind(k string) error {
 	return fmt.Errorf("service kind %q: must be %s, %s or %s", k, KindMXPlan, KindEmailPro, KindExchange)
 }
 
+const serviceCols = `id, kind, imap_addr, imap_security, smtp_addr, webmail_url, mx, spf_include, autodiscover, max_message_bytes`
+
+func scanService(row interface{ Scan(...any) error }) (Service, error) {
+	var sv Service
+	err := row.Scan(&sv.ID, &sv.Kind, &sv.IMAPAddr, &sv.IMAPSecurity, &sv.SMTPAddr, &sv.WebmailURL, &sv.MX, &sv.SPFInclude, &sv.Autodiscover, &sv.MaxMessageBytes)
+	return sv, err
+}
+
 // Service returns one service.
 func (s *Store) Service(ctx context.Context, id string) (Service, error) {
-	var sv Service
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, kind, imap_addr, imap_security, smtp_addr, webmail_url, mx, spf_include, autodiscover, max_message_bytes FROM services WHERE id = ?`), id).
-		Scan(&sv.ID, &sv.Kind, &sv.IMAPAddr, &sv.IMAPSecurity, &sv.SMTPAddr, &sv.WebmailURL, &sv.MX, &sv.SPFInclude, &sv.Autodiscover, &sv.MaxMessageBytes)
+	sv, err := scanService(s.db.QueryRowContext(ctx, s.q(`SELECT `+serviceCols+` FROM services WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Service{}, fmt.Errorf("service %q: %w", id, ErrNotFound)
 	}
@@ -198,23 +204,14 @@ func (s *Store) Service(ctx context.Context, id string) (Service, error) {
 
 // Services lists every service.
 func (s *Store) Services(ctx context.Context) ([]Service, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM services ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+serviceCols+` FROM services ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	defer rows.Close()
+	var out []Service
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	out := make([]Service, 0, len(ids))
-	for _, id := range ids {
-		sv, err := s.Service(ctx, id)
+		sv, err := scanService(rows)
 		if err != nil {
 			return nil, err
 		}

@@ -249,9 +249,6 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	}
 	wg.Wait()
 	if firstErr != nil {
-		if pctx := context.Cause(ctx); pctx != nil && errors.Is(firstErr, context.Canceled) {
-			return nil, firstErr
-		}
 		return nil, firstErr
 	}
 	sort.Slice(results, func(i, j int) bool { return results[i].Dest < results[j].Dest })

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -358,44 +359,39 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}()
 	}
-	// Restart the Temporal server once, mid-plan, on its history database.
-	if o.RestartTemporal {
+	// Restart a server once, mid-plan: Temporal on its history database,
+	// or the directory's PostgreSQL.
+	var restarts atomic.Int64
+	restartOnce := func(name string, after time.Duration, restart func() error) {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
 			select {
 			case <-stop:
 				return
-			case <-time.After(4 * time.Second):
+			case <-time.After(after):
 			}
+			if err := restart(); err != nil {
+				p.logf(o, "restart %s: %v", name, err)
+				return
+			}
+			restarts.Add(1)
+			p.logf(o, "%s restarted", name)
+		}()
+	}
+	if o.RestartTemporal {
+		restartOnce("Temporal", 4*time.Second, func() error {
 			_ = p.temporal.Stop()
 			time.Sleep(time.Second)
 			srv, err := testsuite.StartDevServer(ctx, p.temporalOpts)
-			if err != nil {
-				p.logf(o, "restart Temporal: %v", err)
-				return
+			if err == nil {
+				p.temporal = srv
 			}
-			p.temporal = srv
-			rep.Restarts++
-			p.logf(o, "Temporal restarted")
-		}()
+			return err
+		})
 	}
 	if o.RestartPostgres {
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			select {
-			case <-stop:
-				return
-			case <-time.After(3 * time.Second):
-			}
-			if err := p.pg.Restart(); err != nil {
-				p.logf(o, "restart PostgreSQL: %v", err)
-				return
-			}
-			rep.Restarts++
-			p.logf(o, "PostgreSQL restarted")
-		}()
+		restartOnce("PostgreSQL", 3*time.Second, p.pg.Restart)
 	}
 	// Sample worker memory.
 	bg.Add(1)
@@ -447,6 +443,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// Let deliveries that raced with the end settle, then stop the faults.
 	close(stop)
 	bg.Wait()
+	rep.Restarts = int(restarts.Load())
 	for _, w := range workers {
 		rep.WorkerRSSMB = max(rep.WorkerRSSMB, w.hwm)
 	}
