@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +78,7 @@ func run() error {
 		return err
 	}
 	defer dir.Close()
-	srcPort, dstPort := freePort(), freePort()
+	srcPort, dstPort := testenv.MustPickPort(), testenv.MustPickPort()
 	for _, sv := range []directory.Service{
 		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addr(srcPort), IMAPSecurity: "plain"},
 		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addr(dstPort), IMAPSecurity: "plain", MX: "10 mx1.pro.mailshift.test"},
@@ -180,15 +179,6 @@ func run() error {
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // check compares the destination with the source by folder path (the
 // separators match), message by message.

@@ -55,13 +55,8 @@ func NewServer(zones map[string]string, keys map[string]string) (*Server, error)
 
 // Start listens on addr ("127.0.0.1:0" picks a port).
 func (s *Server) Start(addr string) error {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenPair(addr)
 	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		return err
 	}
 	s.Addr = pc.LocalAddr().String()
@@ -77,6 +72,34 @@ func (s *Server) Start(addr string) error {
 	<-started
 	<-started
 	return nil
+}
+
+// listenPair opens UDP and TCP on the same port. With port 0 the kernel
+// picks a free UDP port whose TCP twin may be taken by another process, so
+// the pick is tried again a few times before giving up.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 0; ; i++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if i+1 >= tries {
+			return nil, nil, fmt.Errorf("dns server: tcp %s: %w", pc.LocalAddr(), err)
+		}
+	}
 }
 
 // acceptUpdates lets RFC 2136 updates through (the library's default

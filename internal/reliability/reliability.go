@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,7 +138,7 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	p.bind = b
 	p.stops = append(p.stops, stopBIND)
 	mh := directory.HashPassword(masterPW)
-	srcPort, dstPort := freePort(), freePort()
+	srcPort, dstPort := testenv.MustPickPort(), testenv.MustPickPort()
 	for _, sv := range []directory.Service{
 		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: "127.0.0.1:" + strconv.Itoa(srcPort), IMAPSecurity: "plain"},
 		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: "127.0.0.1:" + strconv.Itoa(dstPort), IMAPSecurity: "plain",
@@ -164,7 +163,7 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	p.dst = dst
 	p.stops = append(p.stops, stopDst)
 	p.temporalOpts = testsuite.DevServerOptions{ExistingPath: o.Temporal, LogLevel: "error",
-		ClientOptions: &client.Options{Logger: cli.QuietLogger{}, HostPort: "127.0.0.1:" + strconv.Itoa(freePort())},
+		ClientOptions: &client.Options{Logger: cli.QuietLogger{}, HostPort: "127.0.0.1:" + strconv.Itoa(testenv.MustPickPort())},
 		DBFilename:    filepath.Join(work, "temporal.db"),
 		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
 			"--search-attribute", "MigrationStage=Keyword"}, Stdout: io.Discard, Stderr: io.Discard}
@@ -176,15 +175,6 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	p.c = p.temporal.Client()
 	ok = true
 	return p, nil
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // worker is one worker process; it can be killed and restarted.

@@ -29,6 +29,8 @@ type BIND struct {
 	rndcSecret string
 	ctlPort    [2]int
 	dirs       [2]string
+	mu         sync.Mutex
+	procs      [2]*exec.Cmd
 }
 
 // PrimaryAddr is where updates go.
@@ -69,12 +71,7 @@ func LaunchBIND(zone string) (*BIND, func(), error) {
 		return nil, nil, err
 	}
 	port := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "0"
-		}
-		defer l.Close()
-		return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		return strconv.Itoa(MustPickPort())
 	}
 	b := &BIND{Zone: zone, Port: [2]string{port(), port()}, KeyName: "mailshift-lab", Secret: secret32(), rndcSecret: secret32()}
 	var stops []func()
@@ -106,22 +103,50 @@ func LaunchBIND(zone string) (*BIND, func(), error) {
 		}
 		// named drops to the bind user when it can; let it write its files.
 		_ = exec.Command("chmod", "-R", "a+rwX", dir).Run()
-		cmd := exec.Command("named", "-g", "-c", filepath.Join(dir, "named.conf"))
-		log := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
+		stops = append([]func(){func() { b.kill(i) }}, stops...)
+		if err := b.run(i); err != nil {
 			stop()
-			return nil, nil, fmt.Errorf("start named (%s): %v", role, err)
-		}
-		stops = append([]func(){func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }}, stops...)
-		addr := net.JoinHostPort(data["IP"], b.Port[i])
-		if err := waitSOA(addr, zone, 20*time.Second); err != nil {
-			stop()
-			return nil, nil, fmt.Errorf("named %s on %s: %v\n%s", role, addr, err, log.String())
+			return nil, nil, fmt.Errorf("named %s: %v", role, err)
 		}
 	}
 	return b, stop, nil
 }
+
+// run starts server i (0 primary, 1 secondary) and waits until it answers.
+func (b *BIND) run(i int) error {
+	cmd := exec.Command("named", "-g", "-c", filepath.Join(b.dirs[i], "named.conf"))
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.procs[i] = cmd
+	b.mu.Unlock()
+	addr := net.JoinHostPort("127.0.0.1", b.Port[i])
+	if err := waitSOA(addr, b.Zone, 20*time.Second); err != nil {
+		return fmt.Errorf("on %s: %v\n%s", addr, err, log.String())
+	}
+	return nil
+}
+
+func (b *BIND) kill(i int) {
+	b.mu.Lock()
+	cmd := b.procs[i]
+	b.procs[i] = nil
+	b.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
+
+// StopPrimary kills the primary with SIGKILL, like a crashed or
+// unreachable nameserver; its zone and journal stay on disk.
+func (b *BIND) StopPrimary() { b.kill(0) }
+
+// StartPrimary starts the primary again on the same port and files.
+func (b *BIND) StartPrimary() error { return b.run(0) }
 
 func render(t testing.TB, tmpl, out string, data map[string]string) {
 	t.Helper()

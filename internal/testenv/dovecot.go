@@ -67,12 +67,11 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 		o.MaxConns = 20
 	}
 	if o.Port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := PickPort()
 		if err != nil {
 			return nil, nil, err
 		}
-		o.Port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		o.Port = p
 	}
 	dir, err := os.MkdirTemp("", "mailshift-dovecot-")
 	if err != nil {

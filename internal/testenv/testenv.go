@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +67,7 @@ func StartTemporal(t testing.TB, dbFile string) (*testsuite.DevServer, client.Cl
 	defer cancel()
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath:  TemporalPath(t),
-		ClientOptions: &client.Options{Logger: quiet{}},
+		ClientOptions: &client.Options{Logger: quiet{}, HostPort: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
 		DBFilename:    dbFile,
 		LogLevel:      "error",
 		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
@@ -330,12 +329,10 @@ func LaunchPostgres() (*PG, error) {
 	if out, err := asPG("initdb", "-D", data, "-A", "trust", "-U", "mailshift", "--no-sync").CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("initdb: %v: %s", err, out))
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := PickPort()
 	if err != nil {
 		return fail(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, dir)
 	if out, err := asPG("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start").CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
@@ -347,10 +344,9 @@ func LaunchPostgres() (*PG, error) {
 // FreePort returns a TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := PickPort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
