@@ -32,14 +32,17 @@ bench: lab-deps
 	$(GO) build -o bin/ ./worker ./starter ./cmd/mailshift-copy ./cmd/mailbench
 	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailbench $(BENCH_ARGS)
 
-# Reliability: kill -9 workers mid-migration while mail arrives (chaos), a
-# 1,000-account plan (load); tables with 0 invariant violations expected.
+# Reliability: every fault scenario (kill -9 workers, IMAP connections cut
+# and stalled, DNS primary down, Temporal and PostgreSQL restarts) x 3 runs
+# while mail arrives (chaos); a 1,000-account plan and a 100-account plan of
+# realistic mailboxes (load). Each prints a runs x scenarios table; any
+# invariant violation fails the command.
 chaos: lab-deps
 	mkdir -p bin
 	$(GO) build -o bin/ ./worker ./cmd/mailchaos
-	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailchaos -scenario chaos $(CHAOS_ARGS)
+	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailchaos -scenario all $(CHAOS_ARGS)
 
 load: lab-deps
 	mkdir -p bin
 	$(GO) build -o bin/ ./worker ./cmd/mailchaos
-	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailchaos -scenario load -runs 1 $(LOAD_ARGS)
+	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailchaos -scenario load,load-realistic -runs 1 $(LOAD_ARGS)

@@ -155,6 +155,43 @@ func keepAlive(ctx context.Context) (set func(any), stop func()) {
 		}
 }
 
+// reconnectTries is how many times in a row an activity reconnects after a
+// transient error (connection cut, server busy) without progress before it
+// lets the attempt fail to Temporal's retry policy. A try that made
+// progress resets the count, so a long copy over a flaky network keeps
+// going, as imapsync's reconnect does, instead of burning the stage's
+// attempts.
+const reconnectTries = 3
+
+// reconnectWait is the first pause before a reconnect; it doubles.
+var reconnectWait = time.Second
+
+func reconnecting(ctx context.Context, log *zap.Logger, what string, try func() (progressed bool, err error)) error {
+	wait := reconnectWait
+	for fails := 0; ; {
+		progressed, err := try()
+		if err == nil {
+			return nil
+		}
+		if _, perm := mailcopy.IsPermanent(err); perm || ctx.Err() != nil {
+			return err
+		}
+		if progressed {
+			fails, wait = 0, reconnectWait
+		}
+		if fails++; fails >= reconnectTries {
+			return err
+		}
+		log.Warn("reconnecting", zap.String("what", what), zap.Duration("after", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
 func permanent(typ string, format string, args ...any) error {
 	return temporal.NewApplicationErrorWithOptions(fmt.Sprintf(format, args...), typ, temporal.ApplicationErrorOptions{NonRetryable: true})
 }
@@ -435,12 +472,15 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		return nil, err
 	}
 	cps := in.Checkpoints
-	var hb CopyHeartbeat
-	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &hb) == nil && hb.Checkpoints != nil {
-		cps = hb.Checkpoints
-		a.log(ctx).Info("resuming copy from heartbeat", zap.Int("folders", len(cps)))
+	// base counts what earlier attempts and earlier connections of this
+	// attempt copied, so the totals shown cover the whole pass.
+	var base CopyHeartbeat
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &base) == nil && base.Checkpoints != nil {
+		cps = base.Checkpoints
+		a.log(ctx).Info("resuming copy from heartbeat", zap.Int("folders", len(cps)), zap.Int("copiedBefore", base.Copied))
 	}
 	var last time.Time
+	var latest mailcopy.Progress
 	set, stop := keepAlive(ctx)
 	defer stop()
 	opts := mailcopy.Options{
@@ -450,6 +490,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		Checkpoints:     cps,
 		Logger:          a.Logger,
 		OnProgress: func(p mailcopy.Progress) {
+			latest = p
 			// The SDK throttles heartbeats itself; skip building details
 			// more often than needed.
 			if time.Since(last) < time.Second && p.FoldersDone < p.FoldersTotal {
@@ -457,13 +498,30 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			}
 			last = time.Now()
 			set(CopyHeartbeat{Checkpoints: p.Checkpoints, FoldersDone: p.FoldersDone,
-				FoldersTotal: p.FoldersTotal, Copied: p.Copied, Bytes: p.Bytes})
+				FoldersTotal: p.FoldersTotal, Copied: base.Copied + p.Copied, Bytes: base.Bytes + p.Bytes})
 		},
 	}
-	res, err := a.Mail.Copy(ctx, sep, dep, opts)
+	var res *mailcopy.Result
+	err = reconnecting(ctx, a.log(ctx), "copy of "+in.Address, func() (bool, error) {
+		latest = mailcopy.Progress{}
+		r, err := a.Mail.Copy(ctx, sep, dep, opts)
+		if err == nil {
+			res = r
+			return true, nil
+		}
+		// Go on from where this connection got to.
+		if latest.Checkpoints != nil {
+			opts.Checkpoints = latest.Checkpoints
+		}
+		base.Copied += latest.Copied
+		base.Bytes += latest.Bytes
+		return latest.Copied > 0, err
+	})
 	if err != nil {
 		return nil, fromEngine(err)
 	}
+	res.Copied += base.Copied
+	res.Bytes += base.Bytes
 	if a.Metrics != nil {
 		a.Metrics.Copied(res.Copied, res.Bytes)
 	}
@@ -509,8 +567,13 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		return nil, err
 	}
 	_, stop := keepAlive(ctx)
-	res, err := a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
-		Folders: mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}})
+	var res *mailcopy.VerifyResult
+	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Address, func() (bool, error) {
+		var err error
+		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
+			Folders: mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}})
+		return false, err
+	})
 	stop()
 	if err != nil {
 		return nil, fromEngine(err)

@@ -45,7 +45,7 @@ global flags (or MAILSHIFT_TEMPORAL_ADDRESS, MAILSHIFT_NAMESPACE, MAILSHIFT_DIRE
 
 commands:
   start ADDRESS --to SERVICE [--plan ID] [--auto-confirm] [--dns-interval D] [--dns-deadline D] [--slot-recheck D]
-  plan FILE.csv [--plan-id ID] [--to SERVICE] [--auto-confirm] [--validate] [--dry-run] [--valid-only] [--wait] [--rate N]
+  plan FILE.csv|FILE.yaml [--plan-id ID] [--to SERVICE] [--auto-confirm] [--validate] [--dry-run] [--valid-only] [--wait] [--rate N]
   plan --domain DOMAIN --to SERVICE [--plan-id ID] [...]   every MX Plan account of a domain
   status [--plan ID | ADDRESS...]
   watch --plan ID [--interval D]

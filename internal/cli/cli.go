@@ -232,7 +232,7 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 		if err != nil {
 			return err
 		}
-		rows, problems, err = plan.ParseCSV(f, def)
+		rows, problems, err = plan.Parse(p.File, f, def)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.File, err)
@@ -533,6 +533,14 @@ func (e *Env) Watch(ctx context.Context, planID string, addrs []string, interval
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
 	}
+	title := "plan " + planID
+	if planID == "" {
+		title = strings.Join(addrs, ", ")
+	}
+	view := newWatchView()
+	// On a terminal the frame is redrawn in place; in a log each frame
+	// follows the last.
+	tty := isTerminal(e.Out)
 	for {
 		lines, err := e.collect(ctx, planID, addrs)
 		if err != nil {
@@ -553,17 +561,24 @@ func (e *Env) Watch(ctx context.Context, planID string, addrs []string, interval
 				blocked++
 			}
 		}
+		frame := view.render(title, lines, time.Now())
+		if tty {
+			fmt.Fprint(e.Out, "\033[H\033[2J")
+		} else {
+			fmt.Fprintln(e.Out)
+		}
+		fmt.Fprint(e.Out, frame)
 		if len(lines) > 0 && settled+blocked == len(lines) {
-			fmt.Fprintf(e.Out, "\n== %s ==\n", time.Now().Format(time.TimeOnly))
+			fmt.Fprintln(e.Out)
 			e.printLines(lines)
 			if bad+blocked > 0 {
 				return fmt.Errorf("%d of %d migrations did not finish as done (%d waiting for an operator)", bad+blocked, len(lines), blocked)
 			}
 			return nil
 		}
-		fmt.Fprintf(e.Out, "\n== %s ==\n", time.Now().Format(time.TimeOnly))
-		e.printLines(lines)
 		if !deadline.IsZero() && time.Now().After(deadline) {
+			fmt.Fprintln(e.Out)
+			e.printLines(lines)
 			return fmt.Errorf("timed out after %s with %d of %d migrations still running", timeout, len(lines)-settled-blocked, len(lines))
 		}
 		select {
@@ -572,6 +587,16 @@ func (e *Env) Watch(ctx context.Context, planID string, addrs []string, interval
 			return ctx.Err()
 		}
 	}
+}
+
+// isTerminal tells whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // Act sends an operator update to each migration and prints its answer.

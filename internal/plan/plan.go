@@ -48,6 +48,30 @@ type Defaults struct {
 var known = map[string]bool{"address": true, "to": true, "plan": true, "auto_confirm": true, "dns_interval": true,
 	"dns_deadline": true, "exclude_folders": true, "include_folders": true, "no_notice": true}
 
+const knownList = "address, to, plan, auto_confirm, dns_interval, dns_deadline, include_folders, exclude_folders, no_notice"
+
+// entry is one account as written in a plan file, before validation.
+type entry struct {
+	line   int
+	fields map[string]string
+	lists  map[string][]string
+}
+
+// Parse reads a plan in the format its name says: YAML for .yaml and
+// .yml, CSV otherwise.
+func Parse(name string, r io.Reader, def Defaults) ([]Row, []Problem, error) {
+	if IsYAML(name) {
+		return ParseYAML(r, def)
+	}
+	return ParseCSV(r, def)
+}
+
+// IsYAML tells whether a plan file name is a YAML plan.
+func IsYAML(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")
+}
+
 // ParseCSV reads a plan. The header names the columns; "address" is
 // required, "to" unless a default is given. Folder lists are separated by
 // "|".
@@ -67,7 +91,7 @@ func ParseCSV(r io.Reader, def Defaults) ([]Row, []Problem, error) {
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		if !known[h] {
-			return nil, nil, fmt.Errorf("plan header: unknown column %q (known: address, to, plan, auto_confirm, dns_interval, dns_deadline, include_folders, exclude_folders, no_notice)", h)
+			return nil, nil, fmt.Errorf("plan header: unknown column %q (known: %s)", h, knownList)
 		}
 		col[h] = i
 	}
@@ -77,9 +101,8 @@ func ParseCSV(r io.Reader, def Defaults) ([]Row, []Problem, error) {
 	if _, ok := col["to"]; !ok && def.To == "" {
 		return nil, nil, errors.New("plan header: no \"to\" column and no --to default")
 	}
-	var rows []Row
+	var entries []entry
 	var problems []Problem
-	seen := map[string]int{}
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -94,12 +117,33 @@ func ParseCSV(r io.Reader, def Defaults) ([]Row, []Problem, error) {
 			}
 			return nil, nil, err
 		}
-		get := func(name string) string {
-			if i, ok := col[name]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
+		e := entry{line: line, fields: map[string]string{}, lists: map[string][]string{}}
+		for name, i := range col {
+			if i >= len(rec) {
+				continue
 			}
-			return ""
+			v := strings.TrimSpace(rec[i])
+			if strings.HasSuffix(name, "_folders") {
+				e.lists[name] = splitList(v)
+			} else {
+				e.fields[name] = v
+			}
 		}
+		entries = append(entries, e)
+	}
+	rows, more := build(entries, def)
+	return rows, append(problems, more...), nil
+}
+
+// build turns entries into rows: defaults filled in, every value checked,
+// duplicates refused.
+func build(entries []entry, def Defaults) ([]Row, []Problem) {
+	var rows []Row
+	var problems []Problem
+	seen := map[string]int{}
+	for _, e := range entries {
+		get := func(name string) string { return e.fields[name] }
+		line := e.line
 		in := workflows.Input{Address: strings.ToLower(get("address")), To: get("to"), Plan: get("plan"),
 			DNSInterval: get("dns_interval"), DNSDeadline: get("dns_deadline"), AutoConfirm: def.AutoConfirm}
 		if in.To == "" {
@@ -130,8 +174,8 @@ func ParseCSV(r io.Reader, def Defaults) ([]Row, []Problem, error) {
 			}
 			in.NoNotice = b
 		}
-		in.IncludeFolders = splitList(get("include_folders"))
-		in.ExcludeFolders = splitList(get("exclude_folders"))
+		in.IncludeFolders = e.lists["include_folders"]
+		in.ExcludeFolders = e.lists["exclude_folders"]
 		if err := workflows.ValidateInput(in); err != nil {
 			problems = append(problems, Problem{Line: line, Address: in.Address, Reason: strings.TrimPrefix(err.Error(), "input: ")})
 			continue
@@ -143,7 +187,7 @@ func ParseCSV(r io.Reader, def Defaults) ([]Row, []Problem, error) {
 		seen[in.Address] = line
 		rows = append(rows, Row{Line: line, Input: in})
 	}
-	return rows, problems, nil
+	return rows, problems
 }
 
 func splitList(s string) []string {

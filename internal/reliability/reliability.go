@@ -62,6 +62,17 @@ type Options struct {
 	// RestartPostgres stops the directory's PostgreSQL abruptly mid-plan
 	// and starts it again.
 	RestartPostgres bool
+	// IMAPFaults puts a fault proxy in front of each IMAP server as the
+	// workers see it: connections refused, cut mid-transfer, stalled.
+	IMAPFaults bool
+	// DNSOutage stops the zone's primary nameserver for this long, from
+	// the moment the first account's routing switches (so accounts are in
+	// switch-routing and in the propagation wait while it is down).
+	DNSOutage time.Duration
+	// Realistic seeds mailboxes with folders, a heavy-tailed size
+	// distribution around 30 KiB and one 5 MiB message each, instead of
+	// small messages.
+	Realistic bool
 }
 
 // Report is the outcome of a run.
@@ -72,6 +83,11 @@ type Report struct {
 	Delivered     int
 	Violations    []string
 	Restarts      int
+	Cuts, Stalls  int
+	Refused       int
+	DNSDown       time.Duration
+	Messages      int
+	MB            float64
 	Seconds       float64
 	P50, P95      time.Duration
 	EventsMax     int
@@ -91,6 +107,7 @@ type platform struct {
 	c            client.Client
 	work         string
 	stops        []func()
+	proxies      []*faultProxy
 }
 
 func (p *platform) close() {
@@ -139,9 +156,23 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	p.stops = append(p.stops, stopBIND)
 	mh := directory.HashPassword(masterPW)
 	srcPort, dstPort := testenv.MustPickPort(), testenv.MustPickPort()
+	// The workers reach the servers at the addresses of the directory:
+	// the servers themselves, or fault proxies in front of them.
+	srcIMAP, dstIMAP := "127.0.0.1:"+strconv.Itoa(srcPort), "127.0.0.1:"+strconv.Itoa(dstPort)
+	if o.IMAPFaults {
+		for i, target := range []*string{&srcIMAP, &dstIMAP} {
+			fp, err := newFaultProxy("127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), *target, o.Seed+uint64(i))
+			if err != nil {
+				return nil, err
+			}
+			p.proxies = append(p.proxies, fp)
+			p.stops = append(p.stops, fp.Close)
+			*target = fp.Addr()
+		}
+	}
 	for _, sv := range []directory.Service{
-		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: "127.0.0.1:" + strconv.Itoa(srcPort), IMAPSecurity: "plain"},
-		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: "127.0.0.1:" + strconv.Itoa(dstPort), IMAPSecurity: "plain",
+		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: srcIMAP, IMAPSecurity: "plain"},
+		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: dstIMAP, IMAPSecurity: "plain",
 			MX: "10 mx1.pro.example.net", SPFInclude: "_spf.pro.example.net"},
 	} {
 		if err := p.dir.AddService(ctx, sv); err != nil {
@@ -262,6 +293,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		before[a] = mb
 	}
+	rep := &Report{Accounts: o.Accounts}
+	for _, mb := range before {
+		for _, msgs := range mb {
+			rep.Messages += len(msgs)
+			for _, m := range msgs {
+				rep.MB += float64(m.Size) / (1 << 20)
+			}
+		}
+	}
 
 	// Two worker processes.
 	pwFile := filepath.Join(p.work, "master.pw")
@@ -292,7 +332,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}()
 
-	rep := &Report{Accounts: o.Accounts}
 	runCtx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var bg sync.WaitGroup
@@ -383,6 +422,36 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.RestartPostgres {
 		restartOnce("PostgreSQL", 3*time.Second, p.pg.Restart)
 	}
+	// Take the DNS primary down once the first route has switched.
+	if o.DNSOutage > 0 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if p.anyRouted(ctx) {
+					break
+				}
+			}
+			p.bind.StopPrimary()
+			t := time.Now()
+			p.logf(o, "DNS primary down")
+			select {
+			case <-stop:
+			case <-time.After(o.DNSOutage):
+			}
+			if err := p.bind.StartPrimary(); err != nil {
+				p.logf(o, "DNS primary did not come back: %v", err)
+				return
+			}
+			rep.DNSDown = time.Since(t).Round(time.Second)
+			p.logf(o, "DNS primary back after %s", rep.DNSDown)
+		}()
+	}
 	// Sample worker memory.
 	bg.Add(1)
 	go func() {
@@ -434,6 +503,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	close(stop)
 	bg.Wait()
 	rep.Restarts = int(restarts.Load())
+	for _, fp := range p.proxies {
+		rep.Cuts += int(fp.cuts.Load())
+		rep.Stalls += int(fp.stalls.Load())
+		rep.Refused += int(fp.refused.Load())
+	}
 	for _, w := range workers {
 		rep.WorkerRSSMB = max(rep.WorkerRSSMB, w.hwm)
 	}
@@ -449,6 +523,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// so deliveries after it went to the destination.
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
 	return rep, nil
+}
+
+// anyRouted tells whether some account's mail already goes to the
+// destination.
+func (p *platform) anyRouted(ctx context.Context) bool {
+	var n int
+	err := p.dir.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM routes WHERE service_id = 'emailpro-1'").Scan(&n)
+	return err == nil && n > 0
 }
 
 func (p *platform) checkInvariants(ctx context.Context, addrs []string, before map[string]testenv.Mailbox, delivered map[string][][]byte, rep *Report) []string {
@@ -526,7 +608,11 @@ func seedAll(addr string, addrs []string, o Options) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			_, _, err := testenv.Seed(addr, a, ownerPW, mailgen.Spec{Seed: o.Seed + uint64(i), Messages: o.Messages, MeanSize: 4 << 10, NoIDPercent: 3, DupPercent: 3})
+			spec := mailgen.Spec{Seed: o.Seed + uint64(i), Messages: o.Messages, MeanSize: 4 << 10, NoIDPercent: 3, DupPercent: 3}
+			if o.Realistic {
+				spec.MeanSize, spec.Huge = 30<<10, 2<<20
+			}
+			_, _, err := testenv.Seed(addr, a, ownerPW, spec)
 			errs <- err
 		}(i, a)
 	}
@@ -540,12 +626,34 @@ func seedAll(addr string, addrs []string, o Options) error {
 	return nil
 }
 
+// Faults says which faults the run injected, and how many.
+func (r *Report) Faults() string {
+	var f []string
+	add := func(n int, what string) {
+		if n > 0 {
+			f = append(f, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(r.Kills, "kills")
+	add(r.Restarts, "restarts")
+	add(r.Cuts, "cuts")
+	add(r.Stalls, "stalls")
+	add(r.Refused, "refused")
+	if r.DNSDown > 0 {
+		f = append(f, "DNS down "+r.DNSDown.String())
+	}
+	if len(f) == 0 {
+		return "none"
+	}
+	return strings.Join(f, ", ")
+}
+
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer, scenario string) {
-	fmt.Fprintf(w, "%-22s %8s %6s %6s %8s %9s %8s %8s %8s %10s %10s %8s %10s\n", "scenario", "accounts", "done", "kills", "restarts", "delivered",
-		"acc/min", "p50", "p95", "events max", "events avg", "RSS MB", "violations")
-	fmt.Fprintf(w, "%-22s %8d %6d %6d %8d %9d %8.1f %8s %8s %10d %10.0f %8.0f %10d\n", scenario, r.Accounts, r.Done, r.Kills, r.Restarts, r.Delivered,
-		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.WorkerRSSMB, len(r.Violations))
+	fmt.Fprintf(w, "%-18s %8s %6s %8s %8s %9s %8s %8s %8s %7s %7s %7s %10s  %s\n", "scenario", "accounts", "done", "messages", "MB", "delivered",
+		"acc/min", "p50", "p95", "ev max", "ev avg", "RSS MB", "violations", "faults")
+	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %10d  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
+		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.WorkerRSSMB, len(r.Violations), r.Faults())
 	for i, v := range r.Violations {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... %d more\n", len(r.Violations)-10)

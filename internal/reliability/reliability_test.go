@@ -10,8 +10,10 @@ import (
 	"github.com/mailshift/mailshift/internal/testenv"
 )
 
-// TestChaosGuard is the short chaos run of make test: two worker processes,
-// one killed with SIGKILL at random moments, mail arriving all along; every
+// TestChaosGuard is the short chaos run of make test, every fault at once:
+// two worker processes, one killed with SIGKILL at random moments, fault
+// proxies cutting and stalling IMAP connections, the DNS primary down for a
+// while after the first routing switch, mail arriving all along; every
 // invariant must hold for every account.
 func TestChaosGuard(t *testing.T) {
 	root, err := testenv.RepoRoot()
@@ -26,7 +28,7 @@ func TestChaosGuard(t *testing.T) {
 	}
 	var log strings.Builder
 	rep, err := Run(context.Background(), Options{Bin: bin, Temporal: testenv.TemporalPath(t), Accounts: 5, Messages: 40,
-		KillEvery: 3 * time.Second, Deliver: true, Seed: 7, Timeout: 10 * time.Minute, Log: &log})
+		KillEvery: 3 * time.Second, IMAPFaults: true, DNSOutage: 5 * time.Second, Deliver: true, Seed: 7, Timeout: 10 * time.Minute, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
@@ -35,6 +37,12 @@ func TestChaosGuard(t *testing.T) {
 	t.Log("\n" + b.String())
 	if rep.Kills == 0 {
 		t.Fatalf("no worker was killed: the run proves nothing")
+	}
+	if rep.Cuts+rep.Stalls+rep.Refused == 0 {
+		t.Fatalf("no IMAP connection was cut, stalled or refused: the run proves nothing")
+	}
+	if rep.DNSDown == 0 {
+		t.Fatalf("the DNS primary was never down")
 	}
 	if rep.Delivered == 0 {
 		t.Fatalf("no mail arrived during the run")
