@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers the integration tests drive (Dovecot, BIND9,
-# PostgreSQL, mbsync) when missing. Debian packages; needs root.
+# PostgreSQL, Postfix, mbsync, and Chromium for the Temporal UI test) when
+# missing. Debian packages; needs root.
 set -euo pipefail
 need=()
 command -v dovecot >/dev/null 2>&1 || need+=(dovecot-imapd)
@@ -13,6 +14,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v postmap >/dev/null 2>&1 || need+=(postfix)
 postconf -m 2>/dev/null | grep -q sqlite || need+=(postfix-sqlite)
 postconf -m 2>/dev/null | grep -q pgsql || need+=(postfix-pgsql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   export DEBIAN_FRONTEND=noninteractive

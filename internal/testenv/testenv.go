@@ -63,9 +63,22 @@ func TemporalPath(t testing.TB) string {
 // attributes and returns a client to it; it stops with the test.
 func StartTemporal(t testing.TB, dbFile string) (*testsuite.DevServer, client.Client) {
 	t.Helper()
+	srv, c, _ := startTemporal(t, dbFile, false)
+	return srv, c
+}
+
+// StartTemporalUI is StartTemporal with the Temporal UI served too; it
+// returns the UI's base URL.
+func StartTemporalUI(t testing.TB) (*testsuite.DevServer, client.Client, string) {
+	t.Helper()
+	return startTemporal(t, "", true)
+}
+
+func startTemporal(t testing.TB, dbFile string, ui bool) (*testsuite.DevServer, client.Client, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+	opts := testsuite.DevServerOptions{
 		ExistingPath:  TemporalPath(t),
 		ClientOptions: &client.Options{Logger: quiet{}, HostPort: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
 		DBFilename:    dbFile,
@@ -73,12 +86,19 @@ func StartTemporal(t testing.TB, dbFile string) (*testsuite.DevServer, client.Cl
 		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
 			"--search-attribute", "MigrationStage=Keyword"},
 		Stdout: io.Discard, Stderr: io.Discard,
-	})
+	}
+	var uiURL string
+	if ui {
+		port := FreePort(t)
+		opts.EnableUI, opts.UIPort = true, fmt.Sprint(port)
+		uiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	srv, err := testsuite.StartDevServer(ctx, opts)
 	if err != nil {
 		t.Fatalf("start Temporal dev server: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
-	return srv, srv.Client()
+	return srv, srv.Client(), uiURL
 }
 
 type quiet struct{}
