@@ -2,16 +2,24 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/mailshift/mailshift/internal/app"
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/devstack"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/metrics"
+	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -53,5 +61,123 @@ func TestMetricsShowBlockedMigrations(t *testing.T) {
 			t.Fatalf("blocked migration not counted:\n%s", text)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestMetricsSDKAndStageDurations: with the worker's metrics handler on the
+// Temporal client, /metrics carries the SDK's own metrics and the
+// workflow's stage-duration histograms, outcome and needs-attention
+// counters — each counted once, although a second worker replays a blocked
+// migration's history from the start before finishing it.
+func TestMetricsSDKAndStageDurations(t *testing.T) {
+	srv, _ := testenv.StartTemporal(t, "")
+	m := metrics.New()
+	defer m.Close()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: cli.QuietLogger{}, MetricsHandler: m.Temporal()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "directory.db"), 3, 20, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Dir.AddRedirection(ctx, directory.Redirection{Address: "bob@example.com", Kind: "forward", Target: "b@elsewhere.test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"alice@example.com", "bob@example.com"} {
+		if _, _, err := cli.StartOne(ctx, c, workflows.Input{Address: a, To: devstack.EmailProService, AutoConfirm: true, DNSInterval: "1s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := result(t, c, "alice@example.com"); r.Outcome != workflows.StageDone {
+		t.Fatalf("alice: %s", r.Outcome)
+	}
+	waitStage(t, c, "bob@example.com", workflows.StageNeedsAttention)
+	// A new worker with an empty cache: bob's history is replayed from
+	// the start (preflight, needs-attention) before the retry goes on.
+	w.Stop()
+	worker.PurgeStickyWorkflowCache()
+	w2 := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{})
+	if err := w2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	if err := st.Dir.RemoveRedirections(ctx, "bob@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Update(ctx, c, workflows.WorkflowID("bob@example.com"), workflows.UpdateRetry, workflows.ActionInput{By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, c, "bob@example.com"); r.Outcome != workflows.StageDone {
+		t.Fatalf("bob: %s", r.Outcome)
+	}
+	hs := httptest.NewServer(m.Handler())
+	defer hs.Close()
+	// name, label pairs the sample must carry, and its value ("" any).
+	type sample struct{ name, labels, value string }
+	want := []sample{
+		{"mailshift_migrations_finished_total", `outcome="done"`, "2"},
+		{"mailshift_needs_attention_total", `error_type="RedirectionPresent" stage="preflight"`, "1"},
+		// alice once, bob twice (before and after the retry).
+		{"mailshift_stage_duration_seconds_count", `stage="preflight"`, "3"},
+		{"mailshift_stage_duration_seconds_count", `stage="needs-attention"`, "1"},
+		{"mailshift_stage_duration_seconds_count", `stage="copy"`, "2"},
+		{"mailshift_stage_duration_seconds_count", `stage="dns-propagation"`, "2"},
+		{"mailshift_stage_duration_seconds_bucket", `stage="copy" le="+Inf"`, "2"},
+		{"mailshift_migration_duration_seconds_count", `outcome="done"`, "2"},
+		{"temporal_workflow_completed_total", `workflow_type="MigrateAccount"`, ""},
+		{"temporal_activity_execution_latency_seconds_bucket", `activity_type="CopyMailbox"`, ""},
+		{"temporal_workflow_task_replay_latency_seconds_count", "", ""},
+	}
+	has := func(text string, w sample) bool {
+		for _, l := range strings.Split(text, "\n") {
+			if !strings.HasPrefix(l, w.name+"{") || (w.value != "" && !strings.HasSuffix(l, "} "+w.value)) {
+				continue
+			}
+			ok := true
+			for _, pair := range strings.Fields(w.labels) {
+				ok = ok && strings.Contains(l, pair)
+			}
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := hs.Client().Get(hs.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text, missing := string(body), ""
+		for _, w := range want {
+			if !has(text, w) {
+				missing = fmt.Sprintf("%s{%s} %s", w.name, w.labels, w.value)
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			var ours []string
+			for _, l := range strings.Split(text, "\n") {
+				if strings.HasPrefix(l, "mailshift_") {
+					ours = append(ours, l)
+				}
+			}
+			t.Fatalf("/metrics lacks %q; mailshift lines:\n%s", missing, strings.Join(ours, "\n"))
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

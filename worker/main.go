@@ -96,14 +96,19 @@ func run() error {
 			log.Info("codec server listening", zap.String("addr", cfg.CodecServerAddr))
 		}
 	}
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		m = metrics.New()
+		defer m.Close()
+		copts.MetricsHandler = m.Temporal()
+		acts.Metrics = m
+	}
 	c, err := client.Dial(copts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	defer c.Close()
-	if cfg.MetricsAddr != "" {
-		m := metrics.New()
-		acts.Metrics = m
+	if m != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
 		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/log"
@@ -48,6 +49,8 @@ type migration struct {
 	// cancelStage stops the running stage's activity (rollback while
 	// locking, assigning or copying).
 	cancelStage workflow.CancelFunc
+	// reenter makes enter record the failed stage again after a retry.
+	reenter bool
 }
 
 const errInvalidInput = "InvalidInput"
@@ -158,17 +161,47 @@ func (m *migration) continueAsNew(ctx workflow.Context) error {
 var errCancelledByOperator = errors.New("cancelled by operator")
 
 func (m *migration) enter(ctx workflow.Context, s Stage) {
-	if m.st.Stage == s {
+	if m.st.Stage == s && !m.reenter {
 		return
 	}
+	m.reenter = false
 	m.st.Stage = s
 	now := workflow.Now(ctx)
 	m.st.Updated = now
+	m.observe(ctx, s, now)
 	m.st.History = append(m.st.History, StageEvent{Stage: s, At: now})
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
 		m.log.Warn("upsert stage", "error", err)
 	}
 	m.log.Info("stage", "stage", s)
+}
+
+// Metrics the workflow emits through the worker's metrics handler (the
+// SDK drops them while replaying, so each is counted once): how long each
+// stage took, how migrations end, and which failures park them.
+const (
+	MetricStageDuration     = "mailshift_stage_duration"
+	MetricMigrationDuration = "mailshift_migration_duration"
+	MetricFinished          = "mailshift_migrations_finished"
+	MetricNeedsAttention    = "mailshift_needs_attention"
+)
+
+// observe records the end of the current stage as next begins at now.
+func (m *migration) observe(ctx workflow.Context, next Stage, now time.Time) {
+	mh := workflow.GetMetricsHandler(ctx)
+	for i := len(m.st.History) - 1; i >= 0; i-- {
+		if e := m.st.History[i]; !strings.HasPrefix(string(e.Stage), "operator:") {
+			mh.WithTags(map[string]string{"stage": string(e.Stage)}).Timer(MetricStageDuration).Record(now.Sub(e.At))
+			break
+		}
+	}
+	switch next {
+	case StageNeedsAttention:
+		mh.WithTags(map[string]string{"stage": string(m.st.FailedStage), "error_type": m.st.ErrorType}).Counter(MetricNeedsAttention).Inc(1)
+	case StageDone, StageCancelled, StageRolledBack:
+		mh.WithTags(map[string]string{"outcome": string(next)}).Counter(MetricFinished).Inc(1)
+		mh.WithTags(map[string]string{"outcome": string(next)}).Timer(MetricMigrationDuration).Record(now.Sub(m.st.Started))
+	}
 }
 
 func (m *migration) exec(ctx workflow.Context, s Stage) error {
@@ -417,7 +450,15 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 		act = UpdateCancel
 	}
 	m.action = ""
-	m.st.Stage = failed // so enter() records the stage again on retry
+	m.st.Stage = failed
+	// A retried stage is entered again: recorded in the stage history, the
+	// MigrationStage search attribute leaves needs-attention (so a UI filter
+	// on it stops listing a migration that runs again) and the time spent
+	// waiting is measured. Versioned: a history written before this change
+	// replays without the extra upsert.
+	if workflow.GetVersion(ctx, "reenter-retried-stage", workflow.DefaultVersion, 1) == 1 {
+		m.reenter = true
+	}
 	m.st.FailedStage = ""
 	m.st.History = append(m.st.History, StageEvent{Stage: Stage("operator:" + act), At: workflow.Now(ctx)})
 	return act, nil

@@ -269,6 +269,17 @@ func TestFailureNeedsAttentionThenRetry(t *testing.T) {
 			if r.Outcome != StageDone {
 				t.Fatalf("Outcome after retry = %q, want done", r.Outcome)
 			}
+			// The retried stage is entered again right after the operator's
+			// retry (stage history, search attribute, stage metrics).
+			again := false
+			for i, e := range r.Stages {
+				if e.Stage == "operator:"+UpdateRetry {
+					again = i+1 < len(r.Stages) && r.Stages[i+1].Stage == tc.stage
+				}
+			}
+			if !again {
+				t.Fatalf("stages after retry = %v, want %s entered again after operator:retry", r.Stages, tc.stage)
+			}
 		})
 	}
 }

@@ -1,20 +1,27 @@
 // Package metrics exposes the worker's Prometheus metrics: what the
-// activities copied, how each activity ended, and how many migrations wait
+// activities copied; how many migrations are in each stage and how many wait
 // for an operator (read from Temporal's visibility, so every worker of a
-// fleet reports the same number).
+// fleet reports the same number); the Temporal SDK's own metrics (polls,
+// task latencies, activity and workflow outcomes, temporal_*) and the
+// workflow's stage-duration histograms (mailshift_stage_duration_seconds),
+// both through the SDK's metrics handler.
 package metrics
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
 	"go.uber.org/zap"
 )
 
@@ -24,7 +31,22 @@ type Metrics struct {
 	messages prometheus.Counter
 	bytes    prometheus.Counter
 	blocked  *prometheus.GaugeVec
+	scope    tally.Scope
+	closer   io.Closer
 }
+
+// sanitize keeps metric names and label keys to Prometheus' rules and
+// label values readable: stage names keep their dashes.
+var sanitize = tally.SanitizeOptions{
+	NameCharacters:       sdktally.PrometheusSanitizeOptions.NameCharacters,
+	KeyCharacters:        sdktally.PrometheusSanitizeOptions.KeyCharacters,
+	ValueCharacters:      tally.ValidCharacters{Ranges: tally.AlphanumericRange, Characters: []rune{'_', '-', '.', ':', '@'}},
+	ReplacementCharacter: tally.DefaultReplacementCharacter,
+}
+
+// durationBuckets cover a quick directory call (10 ms) to the 24-hour DNS
+// wait, in seconds.
+var durationBuckets = []float64{0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400}
 
 // New registers mailshift's metrics and the Go runtime's.
 func New() *Metrics {
@@ -36,8 +58,21 @@ func New() *Metrics {
 			Help: "Running migrations by stage (from Temporal visibility); alert on stage=\"needs-attention\"."}, []string{"stage"}),
 	}
 	m.Registry.MustRegister(m.messages, m.bytes, m.blocked, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: m.Registry, DefaultTimerType: tallyprom.HistogramTimerType,
+		DefaultHistogramBuckets: durationBuckets, OnRegisterError: func(error) {}})
+	m.scope, m.closer = tally.NewRootScope(tally.ScopeOptions{CachedReporter: reporter, Separator: tallyprom.DefaultSeparator,
+		SanitizeOptions: &sanitize}, time.Second)
 	return m
 }
+
+// Temporal is the handler to give the Temporal client (client.Options
+// MetricsHandler): the SDK's metrics and the workflow's land in Registry.
+func (m *Metrics) Temporal() client.MetricsHandler {
+	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(m.scope))
+}
+
+// Close flushes and stops the SDK metrics' reporting loop.
+func (m *Metrics) Close() error { return m.closer.Close() }
 
 // Copied counts a copy pass (activities.Recorder).
 func (m *Metrics) Copied(messages int, bytes int64) {
