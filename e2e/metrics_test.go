@@ -118,8 +118,22 @@ func TestMetricsSDKAndStageDurations(t *testing.T) {
 	if r := result(t, c, "bob@example.com"); r.Outcome != workflows.StageDone {
 		t.Fatalf("bob: %s", r.Outcome)
 	}
-	hs := httptest.NewServer(m.Handler())
+	hs := httptest.NewServer(m.Mux(func() error {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := c.CheckHealth(hctx, &client.CheckHealthRequest{})
+		return err
+	}))
 	defer hs.Close()
+	get := func(path string) (int, string) {
+		resp, err := hs.Client().Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
 	// name, label pairs the sample must carry, and its value ("" any).
 	type sample struct{ name, labels, value string }
 	want := []sample{
@@ -153,13 +167,8 @@ func TestMetricsSDKAndStageDurations(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := hs.Client().Get(hs.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		text, missing := string(body), ""
+		_, text := get("/metrics")
+		missing := ""
 		for _, w := range want {
 			if !has(text, w) {
 				missing = fmt.Sprintf("%s{%s} %s", w.name, w.labels, w.value)
@@ -167,7 +176,7 @@ func TestMetricsSDKAndStageDurations(t *testing.T) {
 			}
 		}
 		if missing == "" {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			var ours []string
@@ -180,4 +189,22 @@ func TestMetricsSDKAndStageDurations(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+	// Probes: alive and ready; once Temporal is gone, alive but not ready.
+	if code, body := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Fatalf("/readyz with Temporal up = %d %q", code, body)
+	}
+	w2.Stop()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz with Temporal down = %d, want 200 (a restart would not help)", code)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "not ready") {
+		t.Fatalf("/readyz with Temporal down = %d %q, want 503 with the reason", code, body)
+	}
+
 }

@@ -109,9 +109,13 @@ func run() error {
 	}
 	defer c.Close()
 	if m != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", m.Handler())
-		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		ready := func() error {
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := c.CheckHealth(hctx, &client.CheckHealthRequest{})
+			return err
+		}
+		srv := &http.Server{Addr: cfg.MetricsAddr, Handler: m.Mux(ready), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server stopped", zap.Error(err))
@@ -125,7 +129,7 @@ func run() error {
 			stages = append(stages, string(s))
 		}
 		go m.WatchStages(mctx, c, stages, 30*time.Second, log)
-		log.Info("metrics on /metrics", zap.String("addr", cfg.MetricsAddr))
+		log.Info("metrics on /metrics, probes on /healthz and /readyz", zap.String("addr", cfg.MetricsAddr))
 	}
 	w := app.NewWorker(c, cfg.TaskQueue, acts, worker.Options{})
 	log.Info("worker started", zap.String("taskQueue", cfg.TaskQueue), zap.String("temporal", cfg.TemporalAddress))

@@ -85,6 +85,27 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 }
 
+// Mux serves /metrics; /healthz, the liveness probe, which answers 200
+// while the process serves HTTP; and /readyz, the readiness probe, which
+// answers 503 with the reason while ready reports an error (the worker
+// cannot reach Temporal, say). Liveness does not depend on Temporal: a
+// restart would not bring Temporal back.
+func (m *Metrics) Mux(ready func() error) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if ready != nil {
+			if err := ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
 // WatchStages refreshes the per-stage gauge every interval until ctx ends.
 func (m *Metrics) WatchStages(ctx context.Context, c client.Client, stages []string, interval time.Duration, log *zap.Logger) {
 	t := time.NewTicker(interval)
