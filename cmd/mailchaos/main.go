@@ -138,15 +138,15 @@ func run() error {
 	}
 	fmt.Printf("\nsummary: %d scenarios x %d runs\n", len(chosen), *runs)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\trun\taccounts\tdone\tmessages\tdelivered\tacc/min\tp95\tevents max\tfaults\tviolations")
+	fmt.Fprintln(tw, "scenario\trun\taccounts\tdone\tmessages\tMB\tdelivered\tacc/min\tp50\tp95\tevents max\tactions avg\tRSS MB\tfaults\tviolations")
 	for _, l := range lines {
 		if l.err != nil {
-			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\tcould not run: %v\n", l.scenario, l.run, l.err)
+			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tcould not run: %v\n", l.scenario, l.run, l.err)
 			continue
 		}
 		r := l.rep
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%s\t%d\t%s\t%d\n", l.scenario, l.run, r.Accounts, r.Done, r.Messages, r.Delivered,
-			r.AccountsPerMn, r.P95.Round(100*time.Millisecond), r.EventsMax, r.Faults(), len(r.Violations))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%d\t%.1f\t%s\t%s\t%d\t%.0f\t%.0f\t%s\t%d\n", l.scenario, l.run, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
+			r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.ActionsMean, r.WorkerRSSMB, r.Faults(), len(r.Violations))
 	}
 	tw.Flush()
 	fmt.Printf("runs with a violation or a failure: %d of %d\n", failed, len(lines))

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
@@ -92,6 +93,11 @@ type Report struct {
 	P50, P95      time.Duration
 	EventsMax     int
 	EventsMean    float64
+	// ActionsMean estimates Temporal actions per account from the history
+	// (workflow start, each activity attempt, timers, updates, signals,
+	// search-attribute upserts, markers, continue-as-new); heartbeats are
+	// not in the history and not counted.
+	ActionsMean float64
 	WorkerRSSMB   float64
 	AccountsPerMn float64
 }
@@ -535,7 +541,7 @@ func (p *platform) anyRouted(ctx context.Context) bool {
 
 func (p *platform) checkInvariants(ctx context.Context, addrs []string, before map[string]testenv.Mailbox, delivered map[string][][]byte, rep *Report) []string {
 	var v []string
-	events := 0
+	events, actionsAll := 0, 0
 	for i, a := range addrs {
 		rep.Delivered += len(delivered[a])
 		after, err := testenv.Read(p.dst.Addr, a, ownerPW)
@@ -582,20 +588,39 @@ func (p *platform) checkInvariants(ctx context.Context, addrs []string, before m
 			v = append(v, fmt.Sprintf("%s: %d slots claimed, want 1", a, claimed))
 		}
 		if i < 50 { // history size on a sample
-			n := 0
+			n, acts := 0, 0
 			iter := p.c.GetWorkflowHistory(ctx, workflows.WorkflowID(a), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			for iter.HasNext() {
-				if _, err := iter.Next(); err != nil {
+				e, err := iter.Next()
+				if err != nil {
 					break
 				}
 				n++
+				acts += actions(e)
 			}
 			events += n
+			actionsAll += acts
 			rep.EventsMax = max(rep.EventsMax, n)
 			rep.EventsMean = float64(events) / float64(i+1)
+			rep.ActionsMean = float64(actionsAll) / float64(i+1)
 		}
 	}
 	return v
+}
+
+// actions is how many Temporal actions a history event stands for.
+func actions(e *historypb.HistoryEvent) int {
+	switch e.EventType {
+	case enums.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, enums.EVENT_TYPE_TIMER_STARTED, enums.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+		enums.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, enums.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+		enums.EVENT_TYPE_MARKER_RECORDED, enums.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+		return 1
+	case enums.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+		// Each attempt is an action; the started event of the last
+		// attempt carries the attempt number.
+		return int(max(e.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
+	}
+	return 0
 }
 
 func seedAll(addr string, addrs []string, o Options) error {
@@ -650,10 +675,10 @@ func (r *Report) Faults() string {
 
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer, scenario string) {
-	fmt.Fprintf(w, "%-18s %8s %6s %8s %8s %9s %8s %8s %8s %7s %7s %7s %10s  %s\n", "scenario", "accounts", "done", "messages", "MB", "delivered",
-		"acc/min", "p50", "p95", "ev max", "ev avg", "RSS MB", "violations", "faults")
-	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %10d  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
-		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.WorkerRSSMB, len(r.Violations), r.Faults())
+	fmt.Fprintf(w, "%-18s %8s %6s %8s %8s %9s %8s %8s %8s %7s %7s %7s %7s %10s  %s\n", "scenario", "accounts", "done", "messages", "MB", "delivered",
+		"acc/min", "p50", "p95", "ev max", "ev avg", "actions", "RSS MB", "violations", "faults")
+	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %7.0f %10d  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
+		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Faults())
 	for i, v := range r.Violations {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... %d more\n", len(r.Violations)-10)
