@@ -6,6 +6,7 @@ package activities
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -79,6 +80,9 @@ type Master struct {
 	Plain bool
 	// InsecureSkipVerify turns certificate checks off (lab only).
 	InsecureSkipVerify bool
+	// RootCAs are trusted for the IMAP servers' certificates (nil: the
+	// system's).
+	RootCAs *x509.CertPool
 }
 
 // Activities are the migration's activities; the fields are dependencies
@@ -219,7 +223,7 @@ func (a *Activities) endpoint(sv directory.Service, address string) (mailcopy.En
 	if sec == mailcopy.SecurityPlain && !a.Master.Plain {
 		return mailcopy.Endpoint{}, permanent(ErrTypeConfig, "service %q serves IMAP without TLS; the worker allows that only with imap_plain enabled", sv.ID)
 	}
-	return mailcopy.Endpoint{Addr: sv.IMAPAddr, Security: sec, InsecureSkipVerify: a.Master.InsecureSkipVerify,
+	return mailcopy.Endpoint{Addr: sv.IMAPAddr, Security: sec, InsecureSkipVerify: a.Master.InsecureSkipVerify, RootCAs: a.Master.RootCAs,
 		User: address, MasterUser: a.Master.User, MasterSep: a.Master.Sep, Password: a.Master.Password}, nil
 }
 

@@ -34,6 +34,13 @@ func startLab(t *testing.T) *lab {
 // startLabOn is startLab on a given directory (SQLite path or PostgreSQL URL).
 func startLabOn(t *testing.T, dbPath string) *lab {
 	t.Helper()
+	return startLabWith(t, dbPath, false)
+}
+
+// startLabWith is startLabOn, with TLS (implicit and STARTTLS) on both
+// servers when tls is set.
+func startLabWith(t *testing.T, dbPath string, tls bool) *lab {
+	t.Helper()
 	ctx := context.Background()
 	dir, err := directory.Open(ctx, dbPath)
 	if err != nil {
@@ -57,9 +64,9 @@ func startLabOn(t *testing.T, dbPath string) *lab {
 	}
 	mh := directory.HashPassword(masterPW)
 	src := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "mxplan", Directory: dbPath, Services: []string{"mxplan-1"},
-		MasterUser: "mailshift", MasterHash: mh, Port: srcPort})
+		MasterUser: "mailshift", MasterHash: mh, Port: srcPort, TLS: tls})
 	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "emailpro", Directory: dbPath, Services: []string{"emailpro-1"},
-		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, AppendLimit: 1 << 20, Port: dstPort})
+		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, AppendLimit: 1 << 20, Port: dstPort, TLS: tls})
 	return &lab{dbPath: dbPath, dir: dir, src: src, dst: dst}
 }
 
@@ -280,4 +287,63 @@ func toCourier(mb testenv.Mailbox) testenv.Mailbox {
 		out[dest] = append(out[dest], msgs...)
 	}
 	return out
+}
+
+// TestCopyOverTLS: implicit TLS from the source, STARTTLS to the
+// destination (the pipelined LITERAL+ appender upgrades its own connection
+// too), certificates checked against the servers' CA; without that CA the
+// copy fails at once as a permanent configuration error naming the fix.
+func TestCopyOverTLS(t *testing.T) {
+	l := startLabWith(t, filepath.Join(t.TempDir(), "directory.db"), true)
+	ctx := context.Background()
+	l.assignSlot(t, "migrate:alice@example.com")
+	seedOverIMAP(t, l.src.Addr, "alice@example.com", "alice-pw", mailgen.Spec{Seed: 31, Messages: 120, MeanSize: 6 << 10, NoIDPercent: 3, DupPercent: 3})
+	srcCAs, err := mailcopy.LoadCAs(l.src.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstCAs, err := mailcopy.LoadCAs(l.dst.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := mailcopy.Endpoint{Addr: l.src.TLSAddr, Security: mailcopy.SecurityTLS, RootCAs: srcCAs, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
+	dst := mailcopy.Endpoint{Addr: l.dst.Addr, Security: mailcopy.SecurityStartTLS, RootCAs: dstCAs, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
+
+	untrusted := src
+	untrusted.RootCAs = nil
+	_, err = mailcopy.Copy(ctx, untrusted, dst, mailcopy.Options{})
+	if kind, perm := mailcopy.IsPermanent(err); !perm || kind != mailcopy.KindBadConfig || !strings.Contains(err.Error(), "not trusted") || !strings.Contains(err.Error(), "imapCAFile") {
+		t.Fatalf("copy from a server with an unknown CA: %v (permanent %v %s), want a permanent BadConfig naming imapCAFile", err, perm, kind)
+	}
+	wrongCA := dst
+	wrongCA.RootCAs = srcCAs // the other server's CA: the certificate does not chain
+	if _, err := mailcopy.Copy(ctx, src, wrongCA, mailcopy.Options{}); err == nil || !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("STARTTLS to a server signed by another CA: %v, want not trusted", err)
+	}
+
+	res, err := mailcopy.Copy(ctx, src, dst, mailcopy.Options{})
+	if err != nil {
+		t.Fatalf("copy over TLS: %v\n%s\n%s", err, l.src.Log(), l.dst.Log())
+	}
+	if res.Copied < 120 {
+		t.Fatalf("copied %d, want every message", res.Copied)
+	}
+	before, err := testenv.Read(l.src.Addr, "alice@example.com", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := testenv.Read(l.dst.Addr, "alice@example.com", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := toCourier(before)
+	for _, check := range [][]string{testenv.Missing(mapped, after), testenv.Duplicates(mapped, after), testenv.Extra(mapped, after)} {
+		if len(check) > 0 {
+			t.Fatalf("after the TLS copy: %s", check[0])
+		}
+	}
+	vr, err := mailcopy.Verify(ctx, src, dst, mailcopy.Options{})
+	if err != nil || !vr.OK() {
+		t.Fatalf("verify over TLS: %v %+v", err, vr)
+	}
 }

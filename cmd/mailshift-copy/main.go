@@ -38,6 +38,7 @@ func main() {
 type side struct {
 	addr, user, master, security, pwFile, pwEnv string
 	insecure                                    bool
+	caFile                                      string
 }
 
 func (s *side) flags(fs *flag.FlagSet, name string) {
@@ -47,6 +48,7 @@ func (s *side) flags(fs *flag.FlagSet, name string) {
 	fs.StringVar(&s.security, name+"-security", "tls", "tls, starttls or plain")
 	fs.StringVar(&s.pwFile, name+"-password-file", "", "file holding the password (else $"+s.pwEnv+")")
 	fs.BoolVar(&s.insecure, name+"-insecure", false, "do not check the server's certificate")
+	fs.StringVar(&s.caFile, name+"-ca", "", "PEM file of authorities to trust for the server's certificate, besides the system's")
 }
 
 func (s *side) endpoint() (mailcopy.Endpoint, error) {
@@ -64,8 +66,16 @@ func (s *side) endpoint() (mailcopy.Endpoint, error) {
 	if pw == "" {
 		return mailcopy.Endpoint{}, fmt.Errorf("no password for %s: set $%s or a password file", s.user, s.pwEnv)
 	}
-	return mailcopy.Endpoint{Addr: s.addr, Security: mailcopy.Security(s.security), InsecureSkipVerify: s.insecure,
-		User: s.user, MasterUser: s.master, Password: pw}, nil
+	ep := mailcopy.Endpoint{Addr: s.addr, Security: mailcopy.Security(s.security), InsecureSkipVerify: s.insecure,
+		User: s.user, MasterUser: s.master, Password: pw}
+	if s.caFile != "" {
+		pool, err := mailcopy.LoadCAs(s.caFile)
+		if err != nil {
+			return mailcopy.Endpoint{}, err
+		}
+		ep.RootCAs = pool
+	}
+	return ep, nil
 }
 
 type list []string

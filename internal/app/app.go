@@ -53,12 +53,20 @@ func Activities(ctx context.Context, cfg config.Config, dir *directory.Store, lo
 		ops.Managed[dns.Fqdn(strings.ToLower(z.Zone))] = &dnscheck.Updater{Primary: z.Primary,
 			Key: dnscheck.TSIGKey{Name: z.KeyName, Algorithm: z.Algorithm, Secret: secret}}
 	}
+	master := activities.Master{User: cfg.MasterUser, Password: cfg.MasterPassword, Sep: cfg.MasterSep,
+		Plain: cfg.IMAPPlain, InsecureSkipVerify: cfg.IMAPInsecureSkipVerify}
+	if cfg.IMAPCAFile != "" {
+		pool, err := mailcopy.LoadCAs(cfg.IMAPCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("imapCAFile: %w", err)
+		}
+		master.RootCAs = pool
+	}
 	return &activities.Activities{
-		Dir:  dir,
-		Mail: mailcopy.Engine{},
-		DNS:  ops,
-		Master: activities.Master{User: cfg.MasterUser, Password: cfg.MasterPassword, Sep: cfg.MasterSep,
-			Plain: cfg.IMAPPlain, InsecureSkipVerify: cfg.IMAPInsecureSkipVerify},
+		Dir:         dir,
+		Mail:        mailcopy.Engine{},
+		DNS:         ops,
+		Master:      master,
 		Connections: cfg.Connections,
 		Logger:      log,
 	}, nil

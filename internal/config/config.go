@@ -41,6 +41,9 @@ type Config struct {
 
 	IMAPPlain              bool `json:"imapPlain"`
 	IMAPInsecureSkipVerify bool `json:"imapInsecureSkipVerify"`
+	// IMAPCAFile adds a PEM bundle of authorities (an internal CA) to the
+	// system's for the IMAP servers' certificates.
+	IMAPCAFile string `json:"imapCAFile"`
 	Connections            int  `json:"connections"`
 
 	DNSResolver  string   `json:"dnsResolver"`

@@ -9,9 +9,11 @@ package mailcopy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,9 @@ type Endpoint struct {
 	Security Security
 	// InsecureSkipVerify turns off certificate checks (lab use only).
 	InsecureSkipVerify bool
+	// RootCAs are the authorities trusted for the server's certificate
+	// (nil: the system's).
+	RootCAs *x509.CertPool
 	// User is the account whose mailbox is opened.
 	User string
 	// MasterUser, when set, logs in as the master user on behalf of User:
@@ -49,6 +54,23 @@ type Endpoint struct {
 	// Password is the password of MasterUser if set, else of User. It is
 	// never logged or returned.
 	Password string
+}
+
+// LoadCAs returns the system's trusted authorities plus those of a PEM
+// file (an internal CA that signs the mail servers' certificates).
+func LoadCAs(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
 
 // String names the endpoint without its secret.
@@ -127,9 +149,27 @@ func (c *conn) close() {
 	_ = c.Client.Close()
 }
 
+func (ep Endpoint) tlsConfig() *tls.Config {
+	return &tls.Config{InsecureSkipVerify: ep.InsecureSkipVerify, ServerName: hostOf(ep.Addr), RootCAs: ep.RootCAs, MinVersion: tls.VersionTLS12}
+}
+
+// connectError names a failed connection. A certificate the worker does not
+// trust will not become trusted by retrying: it is a permanent
+// configuration error that says what to fix.
+func connectError(ep Endpoint, err error) error {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verify) {
+		return &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("connect %s: the server's TLS certificate is not trusted (%v): fix the certificate, or give the worker its CA (imapCAFile)", ep.Addr, err)}
+	}
+	return fmt.Errorf("connect %s: %w", ep.Addr, err)
+}
+
 func dial(ctx context.Context, ep Endpoint) (*conn, error) {
 	opts := &imapclient.Options{
-		TLSConfig: &tls.Config{InsecureSkipVerify: ep.InsecureSkipVerify, ServerName: hostOf(ep.Addr)},
+		TLSConfig: ep.tlsConfig(),
 		Dialer:    &net.Dialer{Timeout: 30 * time.Second},
 	}
 	var c *imapclient.Client
@@ -145,7 +185,7 @@ func dial(ctx context.Context, ep Endpoint) (*conn, error) {
 		return nil, &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("%s: unknown security %q (tls, starttls or plain)", ep.Addr, ep.Security)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", ep.Addr, err)
+		return nil, connectError(ep, err)
 	}
 	cn := &conn{Client: c, closed: make(chan struct{})}
 	cn.stop = context.AfterFunc(ctx, func() {

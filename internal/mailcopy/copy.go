@@ -178,8 +178,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 
 	// LITERAL+ lets APPENDs stream without waiting for the server's "+";
 	// go-imap cannot, so a raw connection does the appending.
-	useRaw := d.Caps().Has(imap.CapLiteralPlus) && !opts.NoPipelining &&
-		(dst.Security == SecurityTLS || dst.Security == SecurityPlain || dst.Security == "") && !dst.UseSASLAuthz
+	useRaw := d.Caps().Has(imap.CapLiteralPlus) && !opts.NoPipelining && !dst.UseSASLAuthz
 	workers := opts.Connections
 	if workers > len(jobs) {
 		workers = max(len(jobs), 1)

@@ -44,23 +44,30 @@ func dialRaw(ep Endpoint) (*rawConn, error) {
 	var err error
 	switch ep.Security {
 	case SecurityTLS, "":
-		c, err = tls.DialWithDialer(d, "tcp", ep.Addr, &tls.Config{InsecureSkipVerify: ep.InsecureSkipVerify, ServerName: hostOf(ep.Addr)})
-	case SecurityPlain:
+		c, err = tls.DialWithDialer(d, "tcp", ep.Addr, ep.tlsConfig())
+	case SecurityPlain, SecurityStartTLS:
 		c, err = d.Dial("tcp", ep.Addr)
 	default:
 		return nil, fmt.Errorf("raw append: security %q not supported", ep.Security)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", ep.Addr, err)
+		return nil, connectError(ep, err)
 	}
-	rc := &rawConn{c: c, w: bufio.NewWriterSize(c, 64<<10), r: bufio.NewReaderSize(c, 16<<10), done: map[string]chan rawResult{}, closed: make(chan struct{})}
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	greet, err := rc.r.ReadString('\n')
+	r := bufio.NewReaderSize(c, 16<<10)
+	greet, err := r.ReadString('\n')
 	if err != nil || !strings.HasPrefix(greet, "* OK") {
 		c.Close()
 		return nil, fmt.Errorf("greeting from %s: %q %v", ep.Addr, greet, err)
 	}
+	if ep.Security == SecurityStartTLS {
+		if c, err = startTLS(c, r, ep); err != nil {
+			return nil, err
+		}
+		r = bufio.NewReaderSize(c, 16<<10)
+	}
 	_ = c.SetReadDeadline(time.Time{})
+	rc := &rawConn{c: c, w: bufio.NewWriterSize(c, 64<<10), r: r, done: map[string]chan rawResult{}, closed: make(chan struct{})}
 	go rc.read()
 	user := ep.User
 	if ep.MasterUser != "" {
@@ -83,6 +90,40 @@ func dialRaw(ep Endpoint) (*rawConn, error) {
 		return nil, &PermanentError{Kind: KindAuthFailed, Err: fmt.Errorf("log in to %s: %s", ep, res.text)}
 	}
 	return rc, nil
+}
+
+// startTLS upgrades a connection that has just been greeted. Nothing is
+// read past the server's answer, so r holds no plaintext that could be
+// mistaken for protected data afterwards.
+func startTLS(c net.Conn, r *bufio.Reader, ep Endpoint) (net.Conn, error) {
+	if _, err := io.WriteString(c, "s0 STARTTLS\r\n"); err != nil {
+		c.Close()
+		return nil, connectError(ep, err)
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			c.Close()
+			return nil, connectError(ep, err)
+		}
+		if strings.HasPrefix(line, "s0 ") {
+			if !strings.HasPrefix(line, "s0 OK") {
+				c.Close()
+				return nil, &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("%s refuses STARTTLS: %s", ep.Addr, strings.TrimSpace(line))}
+			}
+			break
+		}
+	}
+	if r.Buffered() > 0 {
+		c.Close()
+		return nil, fmt.Errorf("%s sent data after its STARTTLS answer", ep.Addr)
+	}
+	tc := tls.Client(c, ep.tlsConfig())
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, connectError(ep, err)
+	}
+	return tc, nil
 }
 
 // literal encodes s as a LITERAL+ literal: no quoting rules to get wrong.

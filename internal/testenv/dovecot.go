@@ -31,12 +31,18 @@ type DovecotOptions struct {
 	MaxConns               int
 	// Port to listen on (0: a free one).
 	Port int
+	// TLS serves implicit TLS on TLSAddr and STARTTLS on Addr, with a
+	// certificate for 127.0.0.1 signed by a fresh CA (CAFile).
+	TLS bool
 }
 
 // Dovecot is a running lab Dovecot.
 type Dovecot struct {
 	Addr string
 	Dir  string
+	// TLSAddr and CAFile are set with DovecotOptions.TLS.
+	TLSAddr string
+	CAFile  string
 }
 
 // StartDovecot starts Dovecot from deploy/lab/dovecot with a private
@@ -95,6 +101,18 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 	if o.AppendLimit > 0 {
 		data["AppendLimit"] = strconv.FormatInt(o.AppendLimit, 10)
 	}
+	var tlsAddr, caFile string
+	if o.TLS {
+		p, err := PickPort()
+		if err != nil {
+			return nil, nil, err
+		}
+		data["TLSPort"] = strconv.Itoa(p)
+		tlsAddr = net.JoinHostPort("127.0.0.1", data["TLSPort"])
+		if caFile, err = writeCert(dir); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := renderFile(filepath.Join(root, "deploy/lab/dovecot/dovecot.conf.tmpl"), filepath.Join(dir, "dovecot.conf"), data); err != nil {
 		return nil, nil, err
 	}
@@ -133,7 +151,7 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &Dovecot{Addr: addr, Dir: dir}, stop, nil
+	return &Dovecot{Addr: addr, Dir: dir, TLSAddr: tlsAddr, CAFile: caFile}, stop, nil
 }
 
 // Log returns the server's log (for failure messages).
