@@ -43,8 +43,8 @@ type Config struct {
 	IMAPInsecureSkipVerify bool `json:"imapInsecureSkipVerify"`
 	// IMAPCAFile adds a PEM bundle of authorities (an internal CA) to the
 	// system's for the IMAP servers' certificates.
-	IMAPCAFile string `json:"imapCAFile"`
-	Connections            int  `json:"connections"`
+	IMAPCAFile  string `json:"imapCAFile"`
+	Connections int    `json:"connections"`
 
 	DNSResolver  string   `json:"dnsResolver"`
 	DNSPort      string   `json:"dnsPort"`

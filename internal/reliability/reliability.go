@@ -78,26 +78,26 @@ type Options struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	Accounts      int
-	Done          int
-	Kills         int
-	Delivered     int
-	Violations    []string
-	Restarts      int
-	Cuts, Stalls  int
-	Refused       int
-	DNSDown       time.Duration
-	Messages      int
-	MB            float64
-	Seconds       float64
-	P50, P95      time.Duration
-	EventsMax     int
-	EventsMean    float64
+	Accounts     int
+	Done         int
+	Kills        int
+	Delivered    int
+	Violations   []string
+	Restarts     int
+	Cuts, Stalls int
+	Refused      int
+	DNSDown      time.Duration
+	Messages     int
+	MB           float64
+	Seconds      float64
+	P50, P95     time.Duration
+	EventsMax    int
+	EventsMean   float64
 	// ActionsMean estimates Temporal actions per account from the history
 	// (workflow start, each activity attempt, timers, updates, signals,
 	// search-attribute upserts, markers, continue-as-new); heartbeats are
 	// not in the history and not counted.
-	ActionsMean float64
+	ActionsMean   float64
 	WorkerRSSMB   float64
 	AccountsPerMn float64
 }
