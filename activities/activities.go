@@ -135,7 +135,11 @@ func keepAlive(ctx context.Context) (set func(any), stop func()) {
 		}
 	}
 	go func() {
-		t := time.NewTicker(heartbeatEvery)
+		every := heartbeatEvery
+		if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 && hb/3 < every {
+			every = hb / 3
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -319,6 +323,8 @@ type SlotQuery struct {
 
 // FreeSlots counts the free slots of a service big enough for the mailbox.
 func (a *Activities) FreeSlots(ctx context.Context, in SlotQuery) (int, error) {
+	_, stop := keepAlive(ctx)
+	defer stop()
 	s, err := a.Dir.FreeSlots(ctx, in.Service, in.MinQuota)
 	return len(s), err
 }
@@ -331,6 +337,8 @@ type LockInput struct {
 
 // LockSource blocks the owner's logins on the source; delivery continues.
 func (a *Activities) LockSource(ctx context.Context, in LockInput) error {
+	_, stop := keepAlive(ctx)
+	defer stop()
 	err := a.Dir.Lock(ctx, in.Address, in.WorkflowID)
 	switch {
 	case errors.Is(err, directory.ErrConflict):
@@ -364,6 +372,8 @@ type SlotResult struct {
 // AssignSlot claims a free slot (the same one again for the same workflow)
 // and configures it as the address with the source's password hash.
 func (a *Activities) AssignSlot(ctx context.Context, in AssignInput) (*SlotResult, error) {
+	_, stop := keepAlive(ctx)
+	defer stop()
 	sl, err := a.Dir.ClaimSlot(ctx, in.To, in.Address, in.WorkflowID, in.MinQuota)
 	if errors.Is(err, directory.ErrNoFreeSlot) {
 		return nil, permanent(ErrTypeNoSlot, "%v: add a slot to the service, then retry", err)
@@ -608,6 +618,8 @@ type RouteResult struct {
 // SwitchRouting sends the address's mail to the destination and, for a zone
 // mailshift manages, sets the records the destination needs.
 func (a *Activities) SwitchRouting(ctx context.Context, in RouteInput) (*RouteResult, error) {
+	_, stop := keepAlive(ctx)
+	defer stop()
 	if err := a.Dir.SwitchRoute(ctx, in.Address, in.To, in.WorkflowID); err != nil {
 		return nil, err
 	}
@@ -650,6 +662,8 @@ type DNSInput struct {
 // authoritative server. A failed lookup is a diagnostic, not an error: the
 // workflow keeps polling until its deadline.
 func (a *Activities) CheckDNS(ctx context.Context, in DNSInput) (*dnscheck.Diagnostic, error) {
+	_, stop := keepAlive(ctx)
+	defer stop()
 	want, err := a.expected(ctx, in.Address, in.To)
 	if err != nil {
 		return nil, err
@@ -679,6 +693,8 @@ type FinishResult struct {
 // Finish marks the source migrated (kept read-only, never deleted here) and
 // appends the owner's notice to the new INBOX, once.
 func (a *Activities) Finish(ctx context.Context, in FinishInput) (*FinishResult, error) {
+	_, stop := keepAlive(ctx)
+	defer stop()
 	res := &FinishResult{}
 	if in.Notice {
 		dst, err := a.Dir.Service(ctx, in.To)

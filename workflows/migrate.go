@@ -501,11 +501,13 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 	return r, nil
 }
 
-// short is for quick, idempotent directory and DNS calls; a worker that
-// dies under one is noticed when it times out.
+// short is for quick, idempotent directory and DNS calls. They heartbeat
+// while they run, so a worker that dies under one is noticed within 10 s
+// (not at the minute's end) and another takes the step over.
 func short(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
 			MaximumInterval: time.Minute, MaximumAttempts: 6},
 	})

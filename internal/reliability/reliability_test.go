@@ -28,7 +28,7 @@ func TestChaosGuard(t *testing.T) {
 	}
 	var log strings.Builder
 	rep, err := Run(context.Background(), Options{Bin: bin, Temporal: testenv.TemporalPath(t), Accounts: 5, Messages: 40,
-		KillEvery: 3 * time.Second, IMAPFaults: true, DNSOutage: 5 * time.Second, Deliver: true, Seed: 7, Timeout: 10 * time.Minute, Log: &log})
+		KillEvery: 5 * time.Second, IMAPFaults: true, DNSOutage: 5 * time.Second, Deliver: true, Seed: 7, Timeout: 20 * time.Minute, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
