@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -245,20 +246,8 @@ func TestPipelinedCopySurvivesDroppedSource(t *testing.T) {
 	if attempts == 100 || drops.Load() == 0 {
 		t.Fatalf("%d attempts, %d drops", attempts, drops.Load())
 	}
-	before, err := testenv.Read(l.src.Addr, "alice@example.com", "alice-pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	after, err := testenv.Read(l.dst.Addr, "alice@example.com", "alice-pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapped := toCourier(before)
-	for _, check := range [][]string{testenv.Missing(mapped, after), testenv.Duplicates(mapped, after), testenv.Extra(mapped, after)} {
-		if len(check) > 0 {
-			t.Fatalf("after %d attempts and %d drops: %s", attempts+1, drops.Load(), check[0])
-		}
-	}
+	before, after := l.mailboxes(t)
+	sameMail(t, fmt.Sprintf("after %d attempts and %d drops", attempts+1, drops.Load()), toCourier(before), after)
 	t.Logf("%d messages copied over %d attempts with %d dropped connections", before.Count(), attempts+1, drops.Load())
 }
 
@@ -328,22 +317,35 @@ func TestCopyOverTLS(t *testing.T) {
 	if res.Copied < 120 {
 		t.Fatalf("copied %d, want every message", res.Copied)
 	}
-	before, err := testenv.Read(l.src.Addr, "alice@example.com", "alice-pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	after, err := testenv.Read(l.dst.Addr, "alice@example.com", "alice-pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapped := toCourier(before)
-	for _, check := range [][]string{testenv.Missing(mapped, after), testenv.Duplicates(mapped, after), testenv.Extra(mapped, after)} {
-		if len(check) > 0 {
-			t.Fatalf("after the TLS copy: %s", check[0])
-		}
-	}
+	before, after := l.mailboxes(t)
+	sameMail(t, "after the TLS copy", toCourier(before), after)
 	vr, err := mailcopy.Verify(ctx, src, dst, mailcopy.Options{})
 	if err != nil || !vr.OK() {
 		t.Fatalf("verify over TLS: %v %+v", err, vr)
 	}
+}
+
+// sameMail fails unless got holds every message of want exactly once and
+// nothing else.
+func sameMail(t *testing.T, when string, want, got testenv.Mailbox) {
+	t.Helper()
+	for _, check := range [][]string{testenv.Missing(want, got), testenv.Duplicates(want, got), testenv.Extra(want, got)} {
+		if len(check) > 0 {
+			t.Fatalf("%s: %s", when, check[0])
+		}
+	}
+}
+
+// mailboxes reads alice's mailbox on both servers, as the owner.
+func (l *lab) mailboxes(t *testing.T) (src, dst testenv.Mailbox) {
+	t.Helper()
+	src, err := testenv.Read(l.src.Addr, "alice@example.com", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err = testenv.Read(l.dst.Addr, "alice@example.com", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src, dst
 }

@@ -6,10 +6,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/app"
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/devstack"
@@ -40,8 +44,16 @@ type stack struct {
 func start(t *testing.T, accounts, messages int) *stack {
 	t.Helper()
 	_, c := testenv.StartTemporal(t, "")
-	ctx := context.Background()
-	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "directory.db"), accounts, messages, zap.NewNop())
+	st, _, _ := devPlatform(t, c, accounts, messages)
+	out := &bytes.Buffer{}
+	return &stack{c: c, st: st, out: out, env: &cli.Env{Out: out, Client: c}}
+}
+
+// devPlatform starts the embedded platform with generated mailboxes and a
+// worker for it on c; both stop with the test.
+func devPlatform(t *testing.T, c client.Client, accounts, messages int) (*devstack.Stack, *activities.Activities, worker.Worker) {
+	t.Helper()
+	st, acts, err := app.StartDev(context.Background(), filepath.Join(t.TempDir(), "directory.db"), accounts, messages, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +63,7 @@ func start(t *testing.T, accounts, messages int) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
-	out := &bytes.Buffer{}
-	return &stack{c: c, st: st, out: out, env: &cli.Env{Out: out, Client: c}}
+	return st, acts, w
 }
 
 func writePlan(t *testing.T, lines ...string) string {
@@ -171,6 +182,38 @@ func TestPlanEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(s.out.String(), "started 0, already running or done 3") {
 		t.Fatalf("second apply: %s", s.out.String())
+	}
+
+	// The plan's report, as CSV and JSON.
+	s.out.Reset()
+	if err := s.env.Report(ctx, "e2e", nil, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(s.out.String())).ReadAll()
+	if err != nil || len(rows) != 4 {
+		t.Fatalf("CSV report: %d rows (%v):\n%s", len(rows), err, s.out.String())
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for _, r := range rows[1:] {
+		copied, _ := strconv.Atoi(r[col["copied"]])
+		if r[col["status"]] != "Completed" || r[col["stage"]] != "done" || copied < 100 || r[col["confirmed_by"]] == "" ||
+			!strings.Contains(r[col["stage_seconds"]], "copy=") || !strings.Contains(r[col["dns"]], "every server") {
+			t.Fatalf("CSV report row %v (header %v)", r, rows[0])
+		}
+	}
+	s.out.Reset()
+	if err := s.env.Report(ctx, "e2e", nil, "json"); err != nil {
+		t.Fatal(err)
+	}
+	var lines []cli.Line
+	if err := json.Unmarshal(s.out.Bytes(), &lines); err != nil || len(lines) != 3 || lines[0].Result == nil || lines[0].Result.Outcome != workflows.StageDone {
+		t.Fatalf("JSON report (%v):\n%s", err, s.out.String())
+	}
+	if err := s.env.Report(ctx, "e2e", nil, "xml"); err == nil || !strings.Contains(err.Error(), "want csv or json") {
+		t.Fatalf("report --format xml: %v", err)
 	}
 
 	if *updateHistory {

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
-	"go.uber.org/zap"
 
 	"github.com/mailshift/mailshift/internal/app"
 	"github.com/mailshift/mailshift/internal/cli"
@@ -79,15 +77,7 @@ func TestMetricsSDKAndStageDurations(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "directory.db"), 3, 20, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	w := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
+	st, acts, w := devPlatform(t, c, 3, 20)
 	if err := st.Dir.AddRedirection(ctx, directory.Redirection{Address: "bob@example.com", Kind: "forward", Target: "b@elsewhere.test"}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,19 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
-	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/mailshift/mailshift/internal/app"
 	"github.com/mailshift/mailshift/internal/codec"
 	"github.com/mailshift/mailshift/internal/devstack"
 	"github.com/mailshift/mailshift/internal/testenv"
@@ -68,16 +64,7 @@ func TestHistoryHoldsNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "d.db"), 2, 40, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	w := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	st, _, _ := devPlatform(t, c, 2, 40)
 	addr := "bob@example.com"
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(addr), TaskQueue: workflows.TaskQueue},
 		workflows.WorkflowName, workflows.Input{Address: addr, To: devstack.EmailProService, AutoConfirm: true, DNSInterval: "1s"})

@@ -13,10 +13,7 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-	"go.temporal.io/sdk/worker"
-	"go.uber.org/zap"
 
-	"github.com/mailshift/mailshift/internal/app"
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/testenv"
@@ -176,16 +173,7 @@ func (b *browser) list(query string) string {
 func TestTemporalUI(t *testing.T) {
 	_, c, ui := testenv.StartTemporalUI(t)
 	ctx := context.Background()
-	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "directory.db"), 4, 30, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	w := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	st, _, _ := devPlatform(t, c, 4, 30)
 	if err := st.Dir.AddRedirection(ctx, directory.Redirection{Address: "carol@example.com", Kind: "forward", Target: "carol@elsewhere.example"}); err != nil {
 		t.Fatal(err)
 	}

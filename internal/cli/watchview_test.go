@@ -49,3 +49,20 @@ func TestWatchViewBarsRatesAndETA(t *testing.T) {
 		t.Fatalf("third frame does not show the terminated migration:\n%s", third)
 	}
 }
+
+func TestStageSeconds(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	stages := []workflows.StageEvent{
+		{Stage: workflows.StagePreflight, At: at(0)},
+		{Stage: workflows.StageNeedsAttention, At: at(2)},
+		{Stage: "operator:retry", At: at(60)},
+		{Stage: workflows.StagePreflight, At: at(60)},
+		{Stage: workflows.StageCopy, At: at(61)},
+		{Stage: workflows.StageDone, At: at(100)},
+	}
+	got := StageSeconds(stages, at(100))
+	if want := "preflight=3.0;needs-attention=58.0;copy=39.0;done=0.0"; got != want {
+		t.Fatalf("StageSeconds = %q, want %q", got, want)
+	}
+}

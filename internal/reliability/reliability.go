@@ -353,10 +353,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			defer bg.Done()
 			rng := rand.New(rand.NewPCG(o.Seed, 1))
 			for i := 0; ; i++ {
-				select {
-				case <-stop:
+				if !wait(stop, 20*time.Millisecond) {
 					return
-				case <-time.After(20 * time.Millisecond):
 				}
 				a := addrs[rng.IntN(len(addrs))]
 				msg := []byte(fmt.Sprintf("From: x@partner.example\r\nTo: %s\r\nSubject: live %d\r\nMessage-ID: <live.%d@partner.example>\r\n\r\nbody %d\r\n", a, i, i, i))
@@ -380,11 +378,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			defer bg.Done()
 			rng := rand.New(rand.NewPCG(o.Seed, 2))
 			for {
-				wait := time.Duration(rng.Int64N(int64(o.KillEvery))) + 200*time.Millisecond
-				select {
-				case <-stop:
+				pause := time.Duration(rng.Int64N(int64(o.KillEvery))) + 200*time.Millisecond
+				if !wait(stop, pause) {
 					return
-				case <-time.After(wait):
 				}
 				w := workers[rng.IntN(len(workers))]
 				w.kill()
@@ -401,10 +397,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
-			select {
-			case <-stop:
+			if !wait(stop, after) {
 				return
-			case <-time.After(after):
 			}
 			if err := restart(); err != nil {
 				p.logf(o, "restart %s: %v", name, err)
@@ -434,10 +428,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		go func() {
 			defer bg.Done()
 			for {
-				select {
-				case <-stop:
+				if !wait(stop, 100*time.Millisecond) {
 					return
-				case <-time.After(100 * time.Millisecond):
 				}
 				if p.anyRouted(ctx) {
 					break
@@ -446,10 +438,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			p.bind.StopPrimary()
 			t := time.Now()
 			p.logf(o, "DNS primary down")
-			select {
-			case <-stop:
-			case <-time.After(o.DNSOutage):
-			}
+			wait(stop, o.DNSOutage)
 			if err := p.bind.StartPrimary(); err != nil {
 				p.logf(o, "DNS primary did not come back: %v", err)
 				return
@@ -463,10 +452,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	go func() {
 		defer bg.Done()
 		for {
-			select {
-			case <-stop:
+			if !wait(stop, 500*time.Millisecond) {
 				return
-			case <-time.After(500 * time.Millisecond):
 			}
 			for _, w := range workers {
 				w.sample()
@@ -529,6 +516,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// so deliveries after it went to the destination.
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
 	return rep, nil
+}
+
+// wait sleeps d and reports false, at once, when stop is closed.
+func wait(stop <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-stop:
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
 
 // anyRouted tells whether some account's mail already goes to the
