@@ -229,7 +229,22 @@ func maxRSS(ps *os.ProcessState) float64 {
 	return 0
 }
 
+// mbsyncTLSKeyword is how the installed mbsync names the TLS setting:
+// TLSType from isync 1.5 on, SSLType before (Debian 12 ships 1.4.4).
+func mbsyncTLSKeyword() string {
+	out, err := exec.Command("mbsync", "--version").Output()
+	var major, minor int
+	if err == nil {
+		_, _ = fmt.Sscanf(strings.TrimSpace(string(out)), "isync %d.%d", &major, &minor)
+	}
+	if major > 1 || (major == 1 && minor >= 5) {
+		return "TLSType"
+	}
+	return "SSLType"
+}
+
 func runMbsync(work, srcAddr, dstAddr, dstUser string) (row, error) {
+	tlsKey := mbsyncTLSKeyword()
 	host := func(a string) (string, string) { h, p, _ := strings.Cut(a, ":"); return h, p }
 	sh, sp := host(srcAddr)
 	dh, dp := host(dstAddr)
@@ -242,7 +257,7 @@ Host %s
 Port %s
 User %s*mailshift
 Pass %s
-TLSType None
+%s None
 AuthMechs LOGIN
 
 IMAPStore src
@@ -253,7 +268,7 @@ Host %s
 Port %s
 User %s
 Pass %s
-TLSType None
+%s None
 AuthMechs LOGIN
 
 IMAPStore dst
@@ -267,7 +282,7 @@ Create Near
 Sync Pull
 SyncState %s
 CopyArrivalDate yes
-`, sh, sp, source, masterPW, dh, dp, dstUser, ownerPW, state)
+`, sh, sp, source, masterPW, tlsKey, dh, dp, dstUser, ownerPW, tlsKey, state)
 	cf := filepath.Join(work, "mbsyncrc-"+dstUser)
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		return row{}, err
