@@ -199,6 +199,9 @@ type State struct {
 	ErrorType   string `json:"errorType,omitempty"`
 	ConfirmedBy string `json:"confirmedBy,omitempty"`
 	Attempts    int    `json:"attempts"`
+	// Reenter makes the next stage change record the stage again even if
+	// it is the current one (a retried stage); kept across continue-as-new.
+	Reenter bool `json:"reenter,omitempty"`
 
 	Preflight *activities.PreflightResult    `json:"preflight,omitempty"`
 	Slot      *activities.SlotResult         `json:"slot,omitempty"`

@@ -49,8 +49,6 @@ type migration struct {
 	// cancelStage stops the running stage's activity (rollback while
 	// locking, assigning or copying).
 	cancelStage workflow.CancelFunc
-	// reenter makes enter record the failed stage again after a retry.
-	reenter bool
 }
 
 const errInvalidInput = "InvalidInput"
@@ -161,10 +159,10 @@ func (m *migration) continueAsNew(ctx workflow.Context) error {
 var errCancelledByOperator = errors.New("cancelled by operator")
 
 func (m *migration) enter(ctx workflow.Context, s Stage) {
-	if m.st.Stage == s && !m.reenter {
+	if m.st.Stage == s && !m.st.Reenter {
 		return
 	}
-	m.reenter = false
+	m.st.Reenter = false
 	m.st.Stage = s
 	now := workflow.Now(ctx)
 	m.st.Updated = now
@@ -457,7 +455,7 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 	// waiting is measured. Versioned: a history written before this change
 	// replays without the extra upsert.
 	if workflow.GetVersion(ctx, "reenter-retried-stage", workflow.DefaultVersion, 1) == 1 {
-		m.reenter = true
+		m.st.Reenter = true
 	}
 	m.st.FailedStage = ""
 	m.st.History = append(m.st.History, StageEvent{Stage: Stage("operator:" + act), At: workflow.Now(ctx)})
