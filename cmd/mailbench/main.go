@@ -329,9 +329,7 @@ func runWorkflow(ctx context.Context, work, bin, dbPath string, conns int) (row,
 		}
 		temporal = strings.TrimSpace(string(out))
 	}
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{ExistingPath: temporal, LogLevel: "error",
-		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
-			"--search-attribute", "MigrationStage=Keyword"}, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}})
+	srv, err := testsuite.StartDevServer(ctx, testenv.DevServerOptions(temporal, "127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), ""))
 	if err != nil {
 		return row{}, err
 	}

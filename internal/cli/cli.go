@@ -81,6 +81,15 @@ func (e *Env) devInfo() (*app.DevInfo, error) {
 	return info, nil
 }
 
+// needDirectory is directory for commands that cannot work without it.
+func (e *Env) needDirectory(ctx context.Context, command string) (*directory.Store, error) {
+	dir, err := e.directory(ctx)
+	if err == nil && dir == nil {
+		err = fmt.Errorf("%s needs the directory (--directory or --dev-dir)", command)
+	}
+	return dir, err
+}
+
 // directory opens the directory if one is configured (nil otherwise).
 func (e *Env) directory(ctx context.Context) (*directory.Store, error) {
 	if e.dir != nil {
@@ -338,6 +347,16 @@ type Line struct {
 	Error    string                    `json:"error,omitempty"`
 }
 
+// copied is what a running migration has copied: the copy activity's live
+// heartbeat while it copies, else the workflow's progress.
+func (l Line) copied() (messages int, bytes int64) {
+	p := l.Progress
+	if l.Live != nil && p.Stage == workflows.StageCopy {
+		return l.Live.Copied, l.Live.Bytes
+	}
+	return p.MessagesDone, p.BytesDone
+}
+
 func (l Line) terminal() bool {
 	return l.Result != nil || l.Status == "Failed" || l.Status == "Terminated" || l.Status == "TimedOut" || l.Status == "Canceled"
 }
@@ -493,10 +512,9 @@ func (e *Env) printLines(lines []Line) {
 		case l.Progress != nil:
 			p := l.Progress
 			folders = fmt.Sprintf("%d/%d", p.FoldersDone, p.FoldersTotal)
-			done, b := p.MessagesDone, p.BytesDone
+			done, b := l.copied()
 			if l.Live != nil && p.Stage == workflows.StageCopy {
 				folders = fmt.Sprintf("%d/%d", l.Live.FoldersDone, p.FoldersTotal)
-				done, b = l.Live.Copied, l.Live.Bytes
 			}
 			msgs = fmt.Sprintf("%d/%d", done, p.MessagesTotal)
 			bytes = fmt.Sprintf("%s/%s", human(b), human(p.BytesTotal))
@@ -740,12 +758,9 @@ func (e *Env) Report(ctx context.Context, planID string, addrs []string, format 
 // DNS prints the propagation diagnostic of a domain for a destination
 // service, without starting anything.
 func (e *Env) DNS(ctx context.Context, domain, to string) error {
-	dir, err := e.directory(ctx)
+	dir, err := e.needDirectory(ctx, "dns")
 	if err != nil {
 		return err
-	}
-	if dir == nil {
-		return errors.New("dns needs the directory for the service's records (--directory or --dev-dir)")
 	}
 	sv, err := dir.Service(ctx, to)
 	if err != nil {
@@ -840,12 +855,9 @@ func (QuietLogger) Error(string, ...interface{}) {}
 // Import loads a directory import file (services, slots, accounts,
 // redirections) and prints what it did.
 func (e *Env) Import(ctx context.Context, path string) error {
-	dir, err := e.directory(ctx)
+	dir, err := e.needDirectory(ctx, "import")
 	if err != nil {
 		return err
-	}
-	if dir == nil {
-		return errors.New("import needs the directory (--directory or --dev-dir)")
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -865,12 +877,9 @@ func (e *Env) Import(ctx context.Context, path string) error {
 
 // Slots prints the free slots of each destination service.
 func (e *Env) Slots(ctx context.Context, service string) error {
-	dir, err := e.directory(ctx)
+	dir, err := e.needDirectory(ctx, "slots")
 	if err != nil {
 		return err
-	}
-	if dir == nil {
-		return errors.New("slots needs the directory (--directory or --dev-dir)")
 	}
 	svs, err := dir.Services(ctx)
 	if err != nil {

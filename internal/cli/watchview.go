@@ -42,10 +42,8 @@ func countsOf(l Line) counts {
 		return counts{n, n, r.Bytes, r.Bytes}
 	case l.Progress != nil:
 		p := l.Progress
-		c := counts{p.MessagesDone, p.MessagesTotal, p.BytesDone, p.BytesTotal}
-		if l.Live != nil && p.Stage == workflows.StageCopy {
-			c.msgs, c.bytes = l.Live.Copied, l.Live.Bytes
-		}
+		c := counts{msgsTotal: p.MessagesTotal, bytesTotal: p.BytesTotal}
+		c.msgs, c.bytes = l.copied()
 		if p.Stage != workflows.StageCopy && p.Stage != workflows.StageNeedsAttention && stageIndex(p.Stage) > stageIndex(workflows.StageCopy) {
 			// Past the copy: all of it is there, whatever came on top.
 			c.bytes, c.msgs = max(c.bytes, c.bytesTotal), max(c.msgs, c.msgsTotal)

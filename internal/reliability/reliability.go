@@ -199,11 +199,7 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	}
 	p.dst = dst
 	p.stops = append(p.stops, stopDst)
-	p.temporalOpts = testsuite.DevServerOptions{ExistingPath: o.Temporal, LogLevel: "error",
-		ClientOptions: &client.Options{Logger: cli.QuietLogger{}, HostPort: "127.0.0.1:" + strconv.Itoa(testenv.MustPickPort())},
-		DBFilename:    filepath.Join(work, "temporal.db"),
-		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
-			"--search-attribute", "MigrationStage=Keyword"}, Stdout: io.Discard, Stderr: io.Discard}
+	p.temporalOpts = testenv.DevServerOptions(o.Temporal, "127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), filepath.Join(work, "temporal.db"))
 	p.temporal, err = testsuite.StartDevServer(ctx, p.temporalOpts)
 	if err != nil {
 		return nil, err

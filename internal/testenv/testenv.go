@@ -78,15 +78,7 @@ func startTemporal(t testing.TB, dbFile string, ui bool) (*testsuite.DevServer, 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	opts := testsuite.DevServerOptions{
-		ExistingPath:  TemporalPath(t),
-		ClientOptions: &client.Options{Logger: quiet{}, HostPort: fmt.Sprintf("127.0.0.1:%d", FreePort(t))},
-		DBFilename:    dbFile,
-		LogLevel:      "error",
-		ExtraArgs: []string{"--search-attribute", "MigrationPlan=Keyword", "--search-attribute", "MigrationDomain=Keyword",
-			"--search-attribute", "MigrationStage=Keyword"},
-		Stdout: io.Discard, Stderr: io.Discard,
-	}
+	opts := DevServerOptions(TemporalPath(t), fmt.Sprintf("127.0.0.1:%d", FreePort(t)), dbFile)
 	var uiURL string
 	if ui {
 		port := FreePort(t)
@@ -99,6 +91,19 @@ func startTemporal(t testing.TB, dbFile string, ui bool) (*testsuite.DevServer, 
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	return srv, srv.Client(), uiURL
+}
+
+// DevServerOptions are a quiet Temporal dev server on hostPort (empty: a
+// free one) with mailshift's search attributes registered (workflows.SAPlan,
+// SADomain, SAStage; named here because testenv serves tests of packages
+// that workflows imports), its history in dbFile (empty: in memory).
+func DevServerOptions(temporalPath, hostPort, dbFile string) testsuite.DevServerOptions {
+	var args []string
+	for _, k := range []string{"MigrationPlan", "MigrationDomain", "MigrationStage"} {
+		args = append(args, "--search-attribute", k+"=Keyword")
+	}
+	return testsuite.DevServerOptions{ExistingPath: temporalPath, ClientOptions: &client.Options{Logger: quiet{}, HostPort: hostPort},
+		DBFilename: dbFile, LogLevel: "error", ExtraArgs: args, Stdout: io.Discard, Stderr: io.Discard}
 }
 
 type quiet struct{}
