@@ -1,0 +1,203 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/mailcopy"
+)
+
+// PreflightInput names the account and the destination.
+type PreflightInput struct {
+	Address    string
+	To         string
+	WorkflowID string
+}
+
+// PreflightResult is what preflight measured.
+type PreflightResult struct {
+	SourceService string `json:"sourceService"`
+	DestKind      string `json:"destKind"`
+	Folders       int    `json:"folders"`
+	Messages      int    `json:"messages"`
+	Bytes         int64  `json:"bytes"`
+	QuotaNeeded   int64  `json:"quotaNeeded"`
+	FreeSlots     int    `json:"freeSlots"`
+	Locale        string `json:"locale,omitempty"`
+}
+
+// Preflight checks, read-only, that the migration can go ahead: the source
+// account exists and is active, has no redirection, forward or
+// auto-responder, and no other migration holds it; the destination is an
+// E-mail Pro or Exchange service; and it measures the mailbox.
+func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*PreflightResult, error) {
+	acct, err := a.Dir.SourceAccount(ctx, in.Address)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil, permanent(ErrTypeAccountMissing, "no MX Plan account %q in the directory", in.Address)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if acct.LockHolder != "" && acct.LockHolder != in.WorkflowID {
+		return nil, permanent(ErrTypeLockConflict, "account %q is held by another migration (%s)", in.Address, acct.LockHolder)
+	}
+	if acct.State == directory.StateMigrated {
+		return nil, permanent(ErrTypeAccountState, "account %q is already migrated", in.Address)
+	}
+	if acct.State != directory.StateActive && acct.LockHolder != in.WorkflowID {
+		return nil, permanent(ErrTypeAccountState, "account %q is %s, not active", in.Address, acct.State)
+	}
+	reds, err := a.Dir.Redirections(ctx, in.Address)
+	if err != nil {
+		return nil, err
+	}
+	if len(reds) > 0 {
+		var names []string
+		for _, r := range reds {
+			names = append(names, fmt.Sprintf("%s to %s", r.Kind, r.Target))
+		}
+		return nil, permanent(ErrTypeRedirection, "account %q has %s: remove it in the control panel, then retry", in.Address, strings.Join(names, ", "))
+	}
+	dst, err := a.Dir.Service(ctx, in.To)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil, permanent(ErrTypeBadService, "destination service %q does not exist", in.To)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if dst.Kind != directory.KindEmailPro && dst.Kind != directory.KindExchange {
+		return nil, permanent(ErrTypeBadService, "destination service %q is %s; it must be an E-mail Pro or Exchange service", in.To, dst.Kind)
+	}
+	src, err := a.Dir.Service(ctx, acct.ServiceID)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := a.endpoint(src, in.Address)
+	if err != nil {
+		return nil, err
+	}
+	_, stop := keepAlive(ctx)
+	tot, err := a.Mail.Measure(ctx, ep)
+	stop()
+	if err != nil {
+		return nil, fromEngine(err)
+	}
+	need := max(tot.Bytes, acct.UsageBytes)
+	free, err := a.Dir.FreeSlots(ctx, in.To, need)
+	if err != nil {
+		return nil, err
+	}
+	return &PreflightResult{SourceService: acct.ServiceID, DestKind: dst.Kind, Folders: tot.Folders, Messages: tot.Messages,
+		Bytes: tot.Bytes, QuotaNeeded: need, FreeSlots: len(free), Locale: acct.Locale}, nil
+}
+
+// SlotQuery asks for free slots.
+type SlotQuery struct {
+	Service  string
+	MinQuota int64
+}
+
+// FreeSlots counts the free slots of a service big enough for the mailbox.
+func (a *Activities) FreeSlots(ctx context.Context, in SlotQuery) (int, error) {
+	_, stop := keepAlive(ctx)
+	defer stop()
+	s, err := a.Dir.FreeSlots(ctx, in.Service, in.MinQuota)
+	return len(s), err
+}
+
+// LockInput names the account and the migration that holds it.
+type LockInput struct {
+	Address    string
+	WorkflowID string
+}
+
+// LockSource blocks the owner's logins on the source; delivery continues.
+func (a *Activities) LockSource(ctx context.Context, in LockInput) error {
+	_, stop := keepAlive(ctx)
+	defer stop()
+	err := a.Dir.Lock(ctx, in.Address, in.WorkflowID)
+	switch {
+	case errors.Is(err, directory.ErrConflict):
+		return permanent(ErrTypeLockConflict, "%v", err)
+	case errors.Is(err, directory.ErrNotFound):
+		return permanent(ErrTypeAccountMissing, "%v", err)
+	case err != nil && strings.Contains(err.Error(), "not active"):
+		return permanent(ErrTypeAccountState, "%v", err)
+	}
+	if err == nil {
+		a.log(ctx).Info("source locked", zap.String("account", in.Address))
+	}
+	return err
+}
+
+// AssignInput asks for a slot on a service.
+type AssignInput struct {
+	Address    string
+	To         string
+	WorkflowID string
+	MinQuota   int64
+}
+
+// SlotResult is the claimed slot.
+type SlotResult struct {
+	SlotID      int64  `json:"slotId"`
+	Placeholder string `json:"placeholder"`
+	QuotaBytes  int64  `json:"quotaBytes"`
+}
+
+// AssignSlot claims a free slot (the same one again for the same workflow)
+// and configures it as the address with the source's password hash.
+func (a *Activities) AssignSlot(ctx context.Context, in AssignInput) (*SlotResult, error) {
+	_, stop := keepAlive(ctx)
+	defer stop()
+	sl, err := a.Dir.ClaimSlot(ctx, in.To, in.Address, in.WorkflowID, in.MinQuota)
+	if errors.Is(err, directory.ErrNoFreeSlot) {
+		return nil, permanent(ErrTypeNoSlot, "%v: add a slot to the service, then retry", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Dir.ConfigureSlot(ctx, in.WorkflowID); err != nil {
+		return nil, err
+	}
+	return &SlotResult{SlotID: sl.ID, Placeholder: sl.Placeholder, QuotaBytes: sl.QuotaBytes}, nil
+}
+
+// RollbackInput names what to undo.
+type RollbackInput struct {
+	Address    string
+	To         string
+	WorkflowID string
+}
+
+// Rollback undoes everything before the routing switch: the copied mail is
+// removed from the destination, the slot released and the source unlocked.
+// Nothing on the source was ever changed.
+func (a *Activities) Rollback(ctx context.Context, in RollbackInput) error {
+	dst, err := a.Dir.Service(ctx, in.To)
+	if err == nil {
+		if ep, err := a.endpoint(dst, in.Address); err == nil {
+			_, stop := keepAlive(ctx)
+			err := a.Mail.Clear(ctx, ep)
+			stop()
+			if err != nil {
+				if _, perm := mailcopy.IsPermanent(err); !perm {
+					return err
+				}
+				// The destination refuses the migrator (account never
+				// configured, or a broken service definition): nothing can
+				// have been copied there.
+				a.log(ctx).Warn("destination not cleared", zap.String("account", in.Address), zap.Error(err))
+			}
+		}
+	}
+	if err := a.Dir.ReleaseSlot(ctx, in.WorkflowID); err != nil {
+		return err
+	}
+	return a.Dir.Unlock(ctx, in.Address, in.WorkflowID)
+}

@@ -1,0 +1,192 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.uber.org/zap"
+
+	"github.com/mailshift/mailshift/internal/mailcopy"
+)
+
+// CopyInput asks for a full copy or a delta pass.
+type CopyInput struct {
+	Address string
+	From    string
+	To      string
+	// Checkpoints of the previous pass: a delta copies only what is past them.
+	Checkpoints    map[string]mailcopy.Checkpoint
+	IncludeFolders []string
+	ExcludeFolders []string
+	Delta          bool
+}
+
+// FolderSummary is one folder's line in a copy summary.
+type FolderSummary struct {
+	Source  string `json:"source"`
+	Dest    string `json:"dest"`
+	Copied  int    `json:"copied"`
+	Present int    `json:"present"`
+	Skipped int    `json:"skipped"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// CopySummary is the result of a copy pass, small enough for history.
+type CopySummary struct {
+	Folders     []FolderSummary                `json:"folders"`
+	Checkpoints map[string]mailcopy.Checkpoint `json:"checkpoints"`
+	Copied      int                            `json:"copied"`
+	Present     int                            `json:"present"`
+	Bytes       int64                          `json:"bytes"`
+	Skips       []mailcopy.Skip                `json:"skips,omitempty"`
+	SkipCount   int                            `json:"skipCount"`
+	Seconds     float64                        `json:"seconds"`
+}
+
+// CopyHeartbeat is the heartbeat detail of a copy: enough to resume.
+type CopyHeartbeat struct {
+	Checkpoints  map[string]mailcopy.Checkpoint `json:"checkpoints"`
+	FoldersDone  int                            `json:"foldersDone"`
+	FoldersTotal int                            `json:"foldersTotal"`
+	Copied       int                            `json:"copied"`
+	Bytes        int64                          `json:"bytes"`
+}
+
+const maxSkipsInResult = 50
+
+// CopyMailbox copies the mailbox from the source to the destination service,
+// resuming from the last heartbeat's checkpoints after a retry.
+func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummary, error) {
+	src, err := a.Dir.Service(ctx, in.From)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := a.Dir.Service(ctx, in.To)
+	if err != nil {
+		return nil, err
+	}
+	sep, err := a.endpoint(src, in.Address)
+	if err != nil {
+		return nil, err
+	}
+	dep, err := a.endpoint(dst, in.Address)
+	if err != nil {
+		return nil, err
+	}
+	cps := in.Checkpoints
+	// base counts what earlier attempts and earlier connections of this
+	// attempt copied, so the totals shown cover the whole pass.
+	var base CopyHeartbeat
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &base) == nil && base.Checkpoints != nil {
+		cps = base.Checkpoints
+		a.log(ctx).Info("resuming copy from heartbeat", zap.Int("folders", len(cps)), zap.Int("copiedBefore", base.Copied))
+	}
+	var last time.Time
+	var latest mailcopy.Progress
+	set, stop := keepAlive(ctx)
+	defer stop()
+	opts := mailcopy.Options{
+		Connections:     a.Connections,
+		Folders:         mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
+		MaxMessageBytes: dst.MaxMessageBytes,
+		Checkpoints:     cps,
+		Logger:          a.Logger,
+		OnProgress: func(p mailcopy.Progress) {
+			latest = p
+			// The SDK throttles heartbeats itself; skip building details
+			// more often than needed.
+			if time.Since(last) < time.Second && p.FoldersDone < p.FoldersTotal {
+				return
+			}
+			last = time.Now()
+			set(CopyHeartbeat{Checkpoints: p.Checkpoints, FoldersDone: p.FoldersDone,
+				FoldersTotal: p.FoldersTotal, Copied: base.Copied + p.Copied, Bytes: base.Bytes + p.Bytes})
+		},
+	}
+	var res *mailcopy.Result
+	err = reconnecting(ctx, a.log(ctx), "copy of "+in.Address, func() (bool, error) {
+		latest = mailcopy.Progress{}
+		r, err := a.Mail.Copy(ctx, sep, dep, opts)
+		if err == nil {
+			res = r
+			return true, nil
+		}
+		// Go on from where this connection got to.
+		if latest.Checkpoints != nil {
+			opts.Checkpoints = latest.Checkpoints
+		}
+		base.Copied += latest.Copied
+		base.Bytes += latest.Bytes
+		return latest.Copied > 0, err
+	})
+	if err != nil {
+		return nil, fromEngine(err)
+	}
+	res.Copied += base.Copied
+	res.Bytes += base.Bytes
+	if a.Metrics != nil {
+		a.Metrics.Copied(res.Copied, res.Bytes)
+	}
+	sum := &CopySummary{Checkpoints: res.Checkpoints, Copied: res.Copied, Present: res.Present, Bytes: res.Bytes,
+		SkipCount: res.Skipped, Seconds: res.Duration.Seconds()}
+	for _, f := range res.Folders {
+		sum.Folders = append(sum.Folders, FolderSummary{Source: f.Source, Dest: f.Dest, Copied: f.Copied, Present: f.Present, Skipped: len(f.Skipped), Bytes: f.Bytes})
+		for _, s := range f.Skipped {
+			if len(sum.Skips) < maxSkipsInResult {
+				sum.Skips = append(sum.Skips, s)
+			}
+		}
+	}
+	a.log(ctx).Info("copy pass done", zap.String("account", in.Address), zap.Bool("delta", in.Delta),
+		zap.Int("copied", res.Copied), zap.Int("present", res.Present), zap.Int("skipped", res.Skipped), zap.Int64("bytes", res.Bytes))
+	return sum, nil
+}
+
+// VerifySummary is the result of verification.
+type VerifySummary struct {
+	Checked   int             `json:"checked"`
+	Missing   int             `json:"missing"`
+	OverLimit []mailcopy.Skip `json:"overLimit,omitempty"`
+}
+
+// Verify checks that every source message is on the destination. A missing
+// message is a permanent VerifyMismatch naming the folders.
+func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, error) {
+	src, err := a.Dir.Service(ctx, in.From)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := a.Dir.Service(ctx, in.To)
+	if err != nil {
+		return nil, err
+	}
+	sep, err := a.endpoint(src, in.Address)
+	if err != nil {
+		return nil, err
+	}
+	dep, err := a.endpoint(dst, in.Address)
+	if err != nil {
+		return nil, err
+	}
+	_, stop := keepAlive(ctx)
+	var res *mailcopy.VerifyResult
+	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Address, func() (bool, error) {
+		var err error
+		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
+			Folders: mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}})
+		return false, err
+	})
+	stop()
+	if err != nil {
+		return nil, fromEngine(err)
+	}
+	if !res.OK() {
+		return nil, permanent(ErrTypeVerify, "%d of %d messages of %q are not on the destination: %s", res.Missing, res.Checked, in.Address, res.MissingSummary())
+	}
+	out := &VerifySummary{Checked: res.Checked}
+	for _, f := range res.Folders {
+		out.OverLimit = append(out.OverLimit, f.OverLimit...)
+	}
+	return out, nil
+}

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// Act sends an operator update to each migration and prints its answer.
+func (e *Env) Act(ctx context.Context, action, planID string, addrs []string, by, reason string) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	if planID != "" {
+		lines, err := e.collect(ctx, planID, nil)
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			if !l.terminal() {
+				ids[workflows.WorkflowID(l.Address)] = true
+			}
+		}
+	}
+	for _, a := range addrs {
+		ids[workflows.WorkflowID(a)] = true
+	}
+	var keys []string
+	for k := range ids {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	refused := 0
+	for _, id := range keys {
+		res, err := Update(ctx, c, id, action, workflows.ActionInput{By: by, Reason: reason})
+		addr, _ := workflows.AddressOf(id)
+		if err != nil {
+			refused++
+			fmt.Fprintf(e.Out, "%s: %s refused: %s\n", addr, action, rootMessage(err))
+			continue
+		}
+		fmt.Fprintf(e.Out, "%s: %s accepted: %s\n", addr, action, res.Accepted)
+	}
+	if refused > 0 {
+		return fmt.Errorf("%s refused for %d of %d migrations", action, refused, len(keys))
+	}
+	return nil
+}
+
+// Update sends one operator update and waits for its answer.
+func Update(ctx context.Context, c client.Client, workflowID, action string, in workflows.ActionInput) (*workflows.ActionResult, error) {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: action,
+		Args: []interface{}{in}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("no running migration %s", workflowID)
+		}
+		return nil, err
+	}
+	var r workflows.ActionResult
+	if err := h.Get(ctx, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

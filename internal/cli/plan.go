@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/plan"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// PlanArgs apply a plan.
+type PlanArgs struct {
+	File, Domain, PlanID, To, DNSInterval string
+	AutoConfirm, ValidateOnly, ValidOnly  bool
+	// DryRun reports what would block each row (redirections, account
+	// state, another migration's lock, free slots) and starts nothing.
+	DryRun  bool
+	Wait    bool
+	Rate    float64
+	Timeout time.Duration
+}
+
+// Plan validates a plan and starts one migration per valid row.
+func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
+	def := plan.Defaults{Plan: p.PlanID, To: p.To, AutoConfirm: p.AutoConfirm, DNSInterval: p.DNSInterval}
+	var rows []plan.Row
+	var problems []plan.Problem
+	dir, err := e.directory(ctx)
+	if err != nil {
+		return err
+	}
+	if p.Domain != "" {
+		if dir == nil {
+			return errors.New("plan --domain needs the directory (--directory or --dev-dir)")
+		}
+		if p.To == "" {
+			return errors.New("plan --domain needs --to SERVICE")
+		}
+		accts, err := dir.AccountsOfDomain(ctx, p.Domain)
+		if err != nil {
+			return err
+		}
+		if len(accts) == 0 {
+			return fmt.Errorf("no MX Plan account of domain %q in the directory", p.Domain)
+		}
+		var b strings.Builder
+		b.WriteString("address\n")
+		for _, a := range accts {
+			b.WriteString(a.Address + "\n")
+		}
+		if def.Plan == "" {
+			def.Plan = "domain-" + p.Domain
+		}
+		rows, problems, err = plan.ParseCSV(strings.NewReader(b.String()), def)
+		if err != nil {
+			return err
+		}
+	} else {
+		f, err := os.Open(p.File)
+		if err != nil {
+			return err
+		}
+		rows, problems, err = plan.Parse(p.File, f, def)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.File, err)
+		}
+	}
+	if dir != nil {
+		ok, more, err := plan.Check(ctx, dir, rows)
+		if err != nil {
+			return err
+		}
+		rows = ok
+		problems = append(problems, more...)
+	} else {
+		fmt.Fprintln(e.Out, "note: no directory given (--directory or --dev-dir): services and accounts not checked before starting")
+	}
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+	for _, pr := range problems {
+		fmt.Fprintf(e.Out, "problem: %s\n", pr)
+	}
+	fmt.Fprintf(e.Out, "plan: %d valid rows, %d problems\n", len(rows), len(problems))
+	if p.DryRun {
+		if dir == nil {
+			return errors.New("--dry-run needs the directory (--directory or --dev-dir)")
+		}
+		blocked, err := e.preCheck(ctx, dir, rows)
+		if err != nil {
+			return err
+		}
+		if blocked+len(problems) > 0 {
+			return fmt.Errorf("dry run: %d rows would block, %d rows have problems; nothing started", blocked, len(problems))
+		}
+		fmt.Fprintln(e.Out, "dry run: every row would start; nothing started")
+		return nil
+	}
+	if p.ValidateOnly {
+		if len(problems) > 0 {
+			return fmt.Errorf("plan has %d problems", len(problems))
+		}
+		return nil
+	}
+	if len(problems) > 0 && !p.ValidOnly {
+		return fmt.Errorf("plan has %d problems; nothing started (fix them, or pass --valid-only to start the %d valid rows)", len(problems), len(rows))
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var gap time.Duration
+	if p.Rate > 0 {
+		gap = time.Duration(float64(time.Second) / p.Rate)
+	}
+	var addrs []string
+	started, running := 0, 0
+	for i, r := range rows {
+		if i > 0 && gap > 0 {
+			select {
+			case <-time.After(gap):
+			case <-ctx.Done():
+				return fmt.Errorf("interrupted after %d of %d rows; run the same command again to start the rest", i, len(rows))
+			}
+		}
+		s, _, err := StartOne(ctx, c, r.Input)
+		if err != nil {
+			return fmt.Errorf("line %d (%s): %w; rows before it were started, run the same command again to resume", r.Line, r.Input.Address, err)
+		}
+		if s {
+			started++
+		} else {
+			running++
+		}
+		addrs = append(addrs, r.Input.Address)
+	}
+	fmt.Fprintf(e.Out, "started %d, already running or done %d\n", started, running)
+	if !p.Wait {
+		return nil
+	}
+	planID := ""
+	if len(rows) > 0 {
+		planID = rows[0].Input.Plan
+	}
+	for _, r := range rows {
+		if r.Input.Plan != planID {
+			planID = ""
+		}
+	}
+	if planID != "" {
+		addrs = nil
+	}
+	if err := e.Watch(ctx, planID, addrs, 2*time.Second, p.Timeout); err != nil {
+		return err
+	}
+	return nil
+}
+
+// preCheck is the control panel's pre-check for a plan: for each row, what
+// would stop its migration before anything is locked. Slots are counted
+// against the whole plan, so a plan that needs more accounts than a service
+// has free is reported before it starts.
+func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Row) (int, error) {
+	free := map[string]int{}
+	tw := tabwriter.NewWriter(e.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINE\tACCOUNT\tTO\tWOULD")
+	blocked := 0
+	for _, r := range rows {
+		var why []string
+		acct, err := dir.SourceAccount(ctx, r.Input.Address)
+		if err != nil {
+			return 0, err
+		}
+		if acct.State != directory.StateActive {
+			why = append(why, "account is "+acct.State)
+		}
+		if acct.LockHolder != "" && acct.LockHolder != workflows.WorkflowID(r.Input.Address) {
+			why = append(why, "held by "+acct.LockHolder)
+		}
+		reds, err := dir.Redirections(ctx, r.Input.Address)
+		if err != nil {
+			return 0, err
+		}
+		for _, rd := range reds {
+			why = append(why, fmt.Sprintf("has %s to %s (remove it first)", rd.Kind, rd.Target))
+		}
+		if _, seen := free[r.Input.To]; !seen {
+			sl, err := dir.FreeSlots(ctx, r.Input.To, 0)
+			if err != nil {
+				return 0, err
+			}
+			free[r.Input.To] = len(sl)
+		}
+		if free[r.Input.To] == 0 {
+			why = append(why, "wait for a free slot on "+r.Input.To+" (order accounts)")
+		} else {
+			free[r.Input.To]--
+		}
+		verdict := "start"
+		if len(why) > 0 {
+			verdict = "block: " + strings.Join(why, "; ")
+			blocked++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Line, r.Input.Address, r.Input.To, verdict)
+	}
+	return blocked, tw.Flush()
+}
