@@ -4,13 +4,13 @@ package workflows
 
 import (
 	"fmt"
-	"net/mail"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/address"
 	"github.com/mailshift/mailshift/internal/dnscheck"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 )
@@ -39,8 +39,8 @@ var (
 )
 
 // WorkflowID is the ID of the migration of address: one per account.
-func WorkflowID(address string) string {
-	return workflowIDPrefix + strings.ToLower(strings.TrimSpace(address))
+func WorkflowID(addr string) string {
+	return workflowIDPrefix + address.Key(addr)
 }
 
 // AddressOf is the inverse of WorkflowID.
@@ -123,15 +123,15 @@ type settings struct {
 // field and the problem.
 func (in *Input) validate() (settings, error) {
 	var s settings
-	in.Address = strings.ToLower(strings.TrimSpace(in.Address))
-	in.To = strings.TrimSpace(in.To)
-	if err := ValidateAddress(in.Address); err != nil {
-		return s, err
+	addr, err := address.Normalize(in.Address)
+	if err != nil {
+		return s, fmt.Errorf("input: %w", err)
 	}
+	in.Address = addr
+	in.To = strings.TrimSpace(in.To)
 	if in.To == "" {
 		return s, fmt.Errorf("input: \"to\" (destination service ID) is required")
 	}
-	var err error
 	if s.dnsDeadline, err = dur("dnsDeadline", in.DNSDeadline, 24*time.Hour); err != nil {
 		return s, err
 	}
@@ -165,29 +165,19 @@ func dur(field, v string, def time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
-// ValidateAddress checks that s is a bare e-mail address with a valid domain.
+// ValidateAddress checks an address against the platform's policy
+// (package address), the one rule the plan, the starter, the workflow and the
+// activities share.
 func ValidateAddress(s string) error {
-	if s == "" {
-		return fmt.Errorf("input: \"address\" is required")
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Name != "" || a.Address != s {
-		return fmt.Errorf("input: address %q is not a bare e-mail address", s)
-	}
-	local, domain, _ := strings.Cut(s, "@")
-	if local == "" {
-		return fmt.Errorf("input: address %q has no local part", s)
-	}
-	if _, err := dnscheck.Normalize(domain); err != nil || !strings.Contains(domain, ".") {
-		return fmt.Errorf("input: address %q: domain %q is not valid", s, domain)
+	if _, err := address.Normalize(s); err != nil {
+		return fmt.Errorf("input: %w", err)
 	}
 	return nil
 }
 
 // DomainOf returns the domain of an address.
-func DomainOf(address string) string {
-	_, d, _ := strings.Cut(address, "@")
-	return d
+func DomainOf(addr string) string {
+	return address.DomainOf(addr)
 }
 
 // State is the workflow's state, carried across continue-as-new.

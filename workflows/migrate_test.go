@@ -424,8 +424,11 @@ func TestInvalidInput(t *testing.T) {
 		in   Input
 		want string
 	}{
-		{Input{Address: "not-an-address", To: "emailpro-1"}, "not a bare e-mail address"},
-		{Input{Address: "Alice <alice@example.com>", To: "emailpro-1"}, "not a bare e-mail address"},
+		{Input{Address: "not-an-address", To: "emailpro-1"}, "has no @"},
+		{Input{Address: "Alice <alice@example.com>", To: "emailpro-1"}, "not allowed"},
+		{Input{Address: "ali\r\nce@example.com", To: "emailpro-1"}, "control character"},
+		{Input{Address: "jörg@example.com", To: "emailpro-1"}, "non-ASCII"},
+		{Input{Address: "alice*admin@example.com", To: "emailpro-1"}, `"*"`},
 		{Input{Address: "alice@example.com"}, `"to"`},
 		{Input{Address: "alice@example.com", To: "x", DNSDeadline: "soon"}, `"dnsDeadline"`},
 		{Input{Address: "alice@example.com", To: "x", ExcludeFolders: []string{"[a"}}, "folder pattern"},
@@ -440,7 +443,7 @@ func TestInvalidInput(t *testing.T) {
 	h.defaults()
 	h.env.ExecuteWorkflow(WorkflowName, Input{Address: "nope", To: "emailpro-1"})
 	err := h.env.GetWorkflowError()
-	if err == nil || !strings.Contains(err.Error(), "not a bare e-mail address") {
+	if err == nil || !strings.Contains(err.Error(), "has no @") {
 		t.Fatalf("workflow with a bad address: err = %v", err)
 	}
 	h.env.AssertActivityNotCalled(t, "Preflight", mock.Anything, mock.Anything)
