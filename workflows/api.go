@@ -12,6 +12,7 @@ import (
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/address"
 	"github.com/mailshift/mailshift/internal/dnscheck"
+	"github.com/mailshift/mailshift/internal/limits"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 )
 
@@ -110,8 +111,13 @@ type Input struct {
 	IncludeFolders []string `json:"includeFolders,omitempty"`
 	ExcludeFolders []string `json:"excludeFolders,omitempty"`
 
-	// Resume carries the state across continue-as-new; never set by hand.
+	// Resume carries the state across continue-as-new. Only a run that the
+	// workflow itself continued may carry it: a start that sets it is
+	// refused (see setup).
 	Resume *State `json:"resume,omitempty"`
+
+	// problem is what strict decoding found wrong (see decode.go).
+	problem string
 }
 
 // settings are the validated, defaulted durations of an Input.
@@ -123,6 +129,9 @@ type settings struct {
 // field and the problem.
 func (in *Input) validate() (settings, error) {
 	var s settings
+	if in.problem != "" {
+		return s, fmt.Errorf("input: %s", in.problem)
+	}
 	addr, err := address.Normalize(in.Address)
 	if err != nil {
 		return s, fmt.Errorf("input: %w", err)
@@ -131,6 +140,27 @@ func (in *Input) validate() (settings, error) {
 	in.To = strings.TrimSpace(in.To)
 	if in.To == "" {
 		return s, fmt.Errorf("input: \"to\" (destination service ID) is required")
+	}
+	if err := limits.Text("to", in.To, limits.ServiceID); err != nil {
+		return s, fmt.Errorf("input: %w", err)
+	}
+	if in.Plan != "" {
+		if err := limits.CheckPlanID(in.Plan); err != nil {
+			return s, fmt.Errorf("input: \"plan\": %w", err)
+		}
+	}
+	for _, l := range []struct {
+		name  string
+		globs []string
+	}{{"includeFolders", in.IncludeFolders}, {"excludeFolders", in.ExcludeFolders}} {
+		if len(l.globs) > limits.Globs {
+			return s, fmt.Errorf("input: %q has %d patterns; at most %d", l.name, len(l.globs), limits.Globs)
+		}
+		for _, g := range l.globs {
+			if err := limits.Text(l.name, g, limits.GlobLength); err != nil {
+				return s, fmt.Errorf("input: %w", err)
+			}
+		}
 	}
 	if s.dnsDeadline, err = dur("dnsDeadline", in.DNSDeadline, 24*time.Hour); err != nil {
 		return s, err
@@ -154,13 +184,27 @@ func (in *Input) validate() (settings, error) {
 	return s, nil
 }
 
+// Bounds of the durations of an input: below a second a wait loop writes
+// history events as fast as it can; past a week a migration holds its
+// source locked longer than any owner would accept.
+const (
+	minDuration = time.Second
+	maxDuration = 7 * 24 * time.Hour
+)
+
 func dur(field, v string, def time.Duration) (time.Duration, error) {
 	if v == "" {
 		return def, nil
 	}
+	if len(v) > limits.Duration {
+		return 0, fmt.Errorf("input: %q is %d bytes long; at most %d", field, len(v), limits.Duration)
+	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("input: %q = %q is not a positive duration (like \"90s\", \"15m\", \"24h\")", field, v)
+	}
+	if d < minDuration || d > maxDuration {
+		return 0, fmt.Errorf("input: %q = %q is out of range: between %v and %v", field, v, minDuration, maxDuration)
 	}
 	return d, nil
 }
@@ -214,6 +258,19 @@ type State struct {
 	Actions   []OperatorAction               `json:"actions,omitempty"`
 }
 
+// check refuses a continued state that could not have been written by this
+// workflow: a stage index out of range, or a stage past preflight without
+// the preflight's result it depends on.
+func (st *State) check() error {
+	if st.Next < 0 || st.Next > len(Stages) {
+		return fmt.Errorf("next stage %d is out of range", st.Next)
+	}
+	if st.Next > stageIndex(StagePreflight) && st.Preflight == nil {
+		return fmt.Errorf("stage %d follows preflight, but there is no preflight result", st.Next)
+	}
+	return nil
+}
+
 // StageEvent records when a stage started.
 type StageEvent struct {
 	Stage Stage     `json:"stage"`
@@ -252,9 +309,28 @@ type Result struct {
 
 // ActionInput is the argument of every operator update.
 type ActionInput struct {
-	// By names the operator (recorded in the history and the result).
-	By     string `json:"by,omitempty"`
+	// By names the operator (recorded in the history and the result); at
+	// most limits.Operator bytes.
+	By string `json:"by,omitempty"`
+	// Reason says why; at most limits.Reason bytes.
 	Reason string `json:"reason,omitempty"`
+
+	// problem is what strict decoding found wrong (see decode.go).
+	problem string
+}
+
+// check refuses a payload that did not decode strictly or is too large.
+func (in ActionInput) check() error {
+	if in.problem != "" {
+		return fmt.Errorf("refused: %s", in.problem)
+	}
+	if err := limits.Text("by", in.By, limits.Operator); err != nil {
+		return fmt.Errorf("refused: %w", err)
+	}
+	if err := limits.Text("reason", in.Reason, limits.Reason); err != nil {
+		return fmt.Errorf("refused: %w", err)
+	}
+	return nil
 }
 
 // ActionResult answers an operator update.

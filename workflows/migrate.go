@@ -11,15 +11,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mailshift/mailshift/activities"
-	"github.com/mailshift/mailshift/internal/mailcopy"
 )
 
 // a is used only to name activity methods; the worker registers a real one.
 var a *activities.Activities
-
-// deltaEvery is how many DNS checks pass between two delta-syncs during the
-// propagation wait.
-const deltaEvery = 3
 
 // MigrateAccount moves one account from its MX Plan service to a
 // destination service, stage by stage, waiting for an operator whenever a
@@ -70,6 +65,18 @@ func (m *migration) setup(ctx workflow.Context) error {
 	}
 	m.set = set
 	if m.in.Resume != nil {
+		// Only a run this workflow continued carries its state: the server
+		// sets ContinuedExecutionRunID, a client's start cannot. A hand-typed
+		// "resume" would skip stages (switch the routing of an account never
+		// locked or copied), so it is refused before anything is touched.
+		if info.ContinuedExecutionRunID == "" {
+			return temporal.NewNonRetryableApplicationError(
+				`input: "resume" is written by the workflow itself when it continues as new; a start cannot carry it (start with "address" and "to" only)`,
+				errInvalidInput, nil)
+		}
+		if err := m.in.Resume.check(); err != nil {
+			return temporal.NewNonRetryableApplicationError("continued state: "+err.Error(), errInvalidInput, nil)
+		}
 		m.st = *m.in.Resume
 		m.in.Resume = nil
 		m.confirmed = m.st.ConfirmedBy != ""
@@ -90,43 +97,104 @@ func (m *migration) setup(ctx workflow.Context) error {
 
 // run is the business script: each stage in order; a stage that fails for
 // good parks the migration in needs-attention until an operator acts.
+//
+// The stages run on a context that a Temporal cancellation (the UI's
+// "Request Cancellation") does not cancel: what a cancellation means depends
+// on where the migration is. Before the routing switch it is a rollback;
+// after it, the forward-only stages finish. Either way the workflow closes
+// with a final stage, never half-done.
 func (m *migration) run(ctx workflow.Context) (*Result, error) {
+	wctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(wctx, func(gctx workflow.Context) {
+		ctx.Done().Receive(gctx, nil)
+		m.temporalCancel(gctx)
+	})
 	for m.st.Next < len(Stages) {
 		stage := Stages[m.st.Next]
 		if m.skip(stage) {
 			m.st.Next++
 			continue
 		}
-		m.enter(ctx, stage)
-		err := m.exec(ctx, stage)
-		if m.rollback && stageIndex(stage) < stageIndex(StageSwitchRouting) && !errors.Is(err, errCancelledByOperator) {
-			return m.doRollback(ctx)
+		m.enter(wctx, stage)
+		err := m.exec(wctx, stage)
+		if workflow.IsContinueAsNewError(err) {
+			return nil, err
+		}
+		if (m.rollback || m.cancelled) && stageIndex(stage) < stageIndex(StageSwitchRouting) {
+			// Asked to stop before the point of no return: whatever this
+			// stage did is undone (from lock-source on, the source may be
+			// locked and a slot claimed).
+			if stageIndex(stage) >= stageIndex(StageLockSource) {
+				return m.doRollback(wctx)
+			}
+			if errors.Is(err, errCancelledByOperator) || m.cancelled {
+				return m.finish(wctx, StageCancelled)
+			}
+			return m.doRollback(wctx)
 		}
 		switch {
 		case err == nil:
 			m.st.Next++
 		case errors.Is(err, errCancelledByOperator):
-			return m.finish(ctx, StageCancelled)
+			return m.finish(wctx, StageCancelled)
 		default:
-			next, err := m.needsAttention(ctx, stage, err)
+			next, err := m.needsAttention(wctx, stage, err)
 			if err != nil {
 				return nil, err
 			}
 			switch next {
 			case UpdateRollback:
-				return m.doRollback(ctx)
+				return m.doRollback(wctx)
 			case UpdateCancel:
-				return m.finish(ctx, StageCancelled)
+				return m.finish(wctx, StageCancelled)
 			case UpdateSkipDNS:
 				m.st.DNSPend = true
 				m.st.Next++
 			}
 		}
 		if m.st.Next < len(Stages) && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			return nil, m.continueAsNew(ctx)
+			return nil, m.continueAsNew(wctx)
 		}
 	}
-	return m.finish(ctx, StageDone)
+	return m.finish(wctx, StageDone)
+}
+
+// ActionTemporalCancel is recorded in the operator actions when the
+// workflow receives a Temporal cancellation request.
+const ActionTemporalCancel = "temporal-cancel"
+
+// temporalCancel turns a Temporal cancellation into the migration's own
+// terms: a rollback before the routing switch; after it, a note that the
+// forward-only stages go on (the owner's mail already flows to the
+// destination, so stopping now would strand it).
+func (m *migration) temporalCancel(ctx workflow.Context) {
+	if m.terminal() {
+		return
+	}
+	act := OperatorAction{Action: ActionTemporalCancel, By: "Temporal cancellation request", At: workflow.Now(ctx)}
+	switch {
+	case m.before(StageLockSource):
+		act.Reason = "before the source was locked: the migration is cancelled, nothing was changed"
+		if m.st.Stage == StageNeedsAttention {
+			m.action = UpdateCancel
+		} else {
+			m.cancelled = true
+		}
+	case m.before(StageSwitchRouting):
+		act.Reason = "before the routing switch: the migration rolls back (source unlocked, slot released)"
+		if m.st.Stage == StageNeedsAttention {
+			m.action = UpdateRollback
+		} else {
+			m.rollback = true
+			if m.cancelStage != nil {
+				m.cancelStage()
+			}
+		}
+	default:
+		act.Reason = "after the routing switch (point of no return): the forward-only stages finish; a parked stage still waits for retry or skip-dns"
+	}
+	m.st.Actions = append(m.st.Actions, act)
+	m.log.Warn("Temporal cancellation requested", "stage", m.st.Stage, "meaning", act.Reason)
 }
 
 // skip reports stages that have nothing to do for this migration.
@@ -202,227 +270,26 @@ func (m *migration) observe(ctx workflow.Context, next Stage, now time.Time) {
 	}
 }
 
+// exec runs one stage: a named method each, so run reads as the script.
 func (m *migration) exec(ctx workflow.Context, s Stage) error {
-	switch s {
-	case StagePreflight:
-		return m.preflight(ctx)
-	case StageWaitingForSlot:
-		return m.waitForSlot(ctx)
-	case StageAwaitConfirm:
-		return m.awaitConfirm(ctx)
-	case StageLockSource:
-		return m.cancellable(ctx, func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(short(ctx), a.LockSource, activities.LockInput{Address: m.in.Address, WorkflowID: m.wid}).Get(ctx, nil)
-		})
-	case StageAssignSlot:
-		return m.cancellable(ctx, func(ctx workflow.Context) error {
-			for {
-				var sl activities.SlotResult
-				err := workflow.ExecuteActivity(short(ctx), a.AssignSlot, activities.AssignInput{Address: m.in.Address, To: m.in.To,
-					WorkflowID: m.wid, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &sl)
-				var ae *temporal.ApplicationError
-				if errors.As(err, &ae) && ae.Type() == activities.ErrTypeNoSlot {
-					// Another migration took the last slot since preflight:
-					// wait for one like before, then claim again.
-					m.st.Preflight.FreeSlots = 0
-					if err := m.waitForSlot(ctx); err != nil {
-						return err
-					}
-					m.enter(ctx, StageAssignSlot)
-					continue
-				}
-				if err == nil {
-					m.st.Slot = &sl
-				}
-				return err
-			}
-		})
-	case StageCopy:
-		return m.cancellable(ctx, func(ctx workflow.Context) error { return m.copy(ctx, false) })
-	case StageSwitchRouting:
-		var rr activities.RouteResult
-		return workflow.ExecuteActivity(short(ctx), a.SwitchRouting, activities.RouteInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &rr)
-	case StageDeltaSync:
-		return m.copy(ctx, true)
-	case StageDNS:
-		return m.waitDNS(ctx)
-	case StageVerify:
-		if err := m.copy(ctx, true); err != nil {
-			return err
-		}
-		var v activities.VerifySummary
-		if err := workflow.ExecuteActivity(long(ctx), a.Verify, m.copyInput(true)).Get(ctx, &v); err != nil {
-			return err
-		}
-		m.st.Verify = &v
-		m.st.Skips = append(m.st.Skips, v.OverLimit...)
-		return nil
-	case StageDone:
-		var fr activities.FinishResult
-		pending := ""
-		if m.st.DNSPend && m.st.DNS != nil {
-			pending = m.st.DNS.Summary()
-		}
-		err := workflow.ExecuteActivity(short(ctx), a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
-			Notice: !m.in.NoNotice, Locale: m.st.Preflight.Locale, DNSPending: pending}).Get(ctx, &fr)
-		if err == nil {
-			m.st.Notice = &fr
-		}
-		return err
+	stages := map[Stage]func(workflow.Context) error{
+		StagePreflight:      m.preflight,
+		StageWaitingForSlot: m.waitForSlot,
+		StageAwaitConfirm:   m.awaitConfirm,
+		StageLockSource:     m.lockSource,
+		StageAssignSlot:     m.assignSlot,
+		StageCopy:           m.copyMailbox,
+		StageSwitchRouting:  m.switchRouting,
+		StageDeltaSync:      m.deltaSync,
+		StageDNS:            m.waitDNS,
+		StageVerify:         m.verify,
+		StageDone:           m.finishMigration,
 	}
-	return fmt.Errorf("unknown stage %q", s)
-}
-
-// cancellable runs f under a context that a rollback request cancels.
-func (m *migration) cancellable(ctx workflow.Context, f func(workflow.Context) error) error {
-	cctx, cancel := workflow.WithCancel(ctx)
-	m.cancelStage = cancel
-	defer func() { m.cancelStage = nil }()
-	return f(cctx)
-}
-
-func (m *migration) preflight(ctx workflow.Context) error {
-	var pf activities.PreflightResult
-	err := workflow.ExecuteActivity(long(ctx), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &pf)
-	if err != nil {
-		return err
+	f, ok := stages[s]
+	if !ok {
+		return fmt.Errorf("unknown stage %q", s)
 	}
-	m.st.Preflight = &pf
-	return nil
-}
-
-func (m *migration) waitForSlot(ctx workflow.Context) error {
-	for m.st.Preflight.FreeSlots == 0 {
-		m.enter(ctx, StageWaitingForSlot)
-		ok, err := workflow.AwaitWithTimeout(ctx, m.set.slotRecheck, func() bool { return m.cancelled || m.rollback })
-		if err != nil {
-			return err
-		}
-		if ok {
-			return errCancelledByOperator
-		}
-		var n int
-		if err := workflow.ExecuteActivity(short(ctx), a.FreeSlots, activities.SlotQuery{Service: m.in.To, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &n); err != nil {
-			return err
-		}
-		m.st.Preflight.FreeSlots = n
-		if n == 0 && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			return m.continueAsNew(ctx)
-		}
-	}
-	return nil
-}
-
-func (m *migration) awaitConfirm(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return m.confirmed || m.cancelled || m.rollback }); err != nil {
-		return err
-	}
-	if !m.confirmed {
-		return errCancelledByOperator
-	}
-	return nil
-}
-
-func (m *migration) copyInput(delta bool) activities.CopyInput {
-	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
-		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta}
-}
-
-// copy runs a full copy or a delta pass and records its checkpoints, so the
-// next pass starts where this one ended.
-func (m *migration) copy(ctx workflow.Context, delta bool) error {
-	var sum activities.CopySummary
-	if err := workflow.ExecuteActivity(long(ctx), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum); err != nil {
-		return err
-	}
-	m.st.Checkpts = sum.Checkpoints
-	m.st.Updated = workflow.Now(ctx)
-	m.st.Skips = appendSkips(m.st.Skips, sum.Skips)
-	if delta {
-		m.st.Deltas++
-		m.st.DeltaMsgs += sum.Copied
-		if m.st.Copy != nil {
-			m.st.Copy.SkipCount += sum.SkipCount
-		}
-		return nil
-	}
-	m.st.Copy = &sum
-	return nil
-}
-
-// appendSkips keeps the list of skipped messages bounded in history; the
-// count stays exact in the copy summaries.
-func appendSkips(have, more []mailcopy.Skip) []mailcopy.Skip {
-	for _, s := range more {
-		if len(have) >= 200 {
-			break
-		}
-		have = append(have, s)
-	}
-	return have
-}
-
-// waitDNS polls the domain's authoritative servers with backoff until every
-// record is seen everywhere twice in a row, running a delta-sync every few
-// checks. Past the deadline the migration goes on with dnsPending: the move
-// itself is complete, only the domain's DNS lags.
-func (m *migration) waitDNS(ctx workflow.Context) error {
-	if m.st.DNSSince.IsZero() {
-		m.st.DNSSince = workflow.Now(ctx)
-		m.st.DNSWait = m.set.dnsInterval
-		m.st.DNSStreak = 0
-	}
-	deadline := m.st.DNSSince.Add(m.set.dnsDeadline)
-	for {
-		if m.skipDNS {
-			m.st.DNSPend = m.st.DNSStreak < 2
-			return nil
-		}
-		var d activities.DNSInput = activities.DNSInput{Address: m.in.Address, To: m.in.To}
-		var diag = m.st.DNS
-		if err := workflow.ExecuteActivity(short(ctx), a.CheckDNS, d).Get(ctx, &diag); err != nil {
-			return err
-		}
-		m.st.DNS = diag
-		m.st.DNSChecks++
-		m.st.Updated = workflow.Now(ctx)
-		if diag != nil && diag.OK {
-			m.st.DNSStreak++
-		} else {
-			m.st.DNSStreak = 0
-		}
-		if m.st.DNSStreak >= 2 {
-			m.st.DNSPend = false
-			return nil
-		}
-		if m.st.DNSChecks%deltaEvery == 0 {
-			// Mail can still reach the old platform through stale caches.
-			if err := m.copy(ctx, true); err != nil {
-				m.log.Warn("delta-sync during DNS wait failed; the next one retries", "error", err)
-			}
-		}
-		now := workflow.Now(ctx)
-		if !now.Before(deadline) {
-			m.st.DNSPend = true
-			m.log.Warn("DNS not propagated by the deadline; finishing with dnsPending", "diagnostic", diag.Summary())
-			return nil
-		}
-		wait := m.st.DNSWait
-		if m.st.DNSStreak == 1 {
-			// Confirm a first success soon rather than after a long backoff.
-			wait = m.set.dnsInterval
-		}
-		if rest := deadline.Sub(now); wait > rest {
-			wait = rest
-		}
-		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return m.skipDNS }); err != nil {
-			return err
-		}
-		m.st.DNSWait = min(m.st.DNSWait*2, m.set.dnsMax)
-		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			return m.continueAsNew(ctx)
-		}
-	}
+	return f(ctx)
 }
 
 // needsAttention parks the migration until an operator says what to do,
@@ -440,11 +307,16 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 	m.log.Error("stage failed; waiting for an operator", "stage", failed, "error", m.st.LastError, "type", m.st.ErrorType)
 	m.enter(ctx, StageNeedsAttention)
 	m.action = ""
-	if err := workflow.Await(ctx, func() bool { return m.action != "" || m.cancelled }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return m.action != "" || m.cancelled || m.rollback }); err != nil {
 		return "", err
 	}
 	act := m.action
-	if m.cancelled {
+	switch {
+	case act != "":
+	case m.rollback:
+		act = UpdateRollback
+		m.rollback = false
+	case m.cancelled:
 		act = UpdateCancel
 	}
 	m.action = ""

@@ -27,6 +27,7 @@ type harness struct {
 	mu     sync.Mutex
 	stages []string
 	start  time.Time
+	raws   int
 }
 
 func newHarness(t *testing.T) *harness {
@@ -479,6 +480,7 @@ func TestContinueAsNewCarriesState(t *testing.T) {
 	// The continued run picks up where the first stopped.
 	h2 := newHarness(t)
 	h2.defaults()
+	h2.env.SetContinuedExecutionRunID("first-run")
 	r := h2.run(next)
 	if r.Outcome != StageDone {
 		t.Fatalf("continued run outcome = %q", r.Outcome)

@@ -58,7 +58,12 @@ func (m *migration) registerUpdates(ctx workflow.Context) error {
 				m.log.Info("operator action", "action", c.name, "by", operator(in), "reason", in.Reason)
 				return ActionResult{Accepted: msg, Stage: m.st.Stage}, nil
 			},
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ActionInput) error { return c.validate() }},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in ActionInput) error {
+				if err := in.check(); err != nil {
+					return err
+				}
+				return c.validate()
+			}},
 		)
 		if err != nil {
 			return err
@@ -74,15 +79,12 @@ func operator(in ActionInput) string {
 	return in.By
 }
 
-// before reports whether the migration has not yet reached stage s (looking
-// at the failed stage while it needs attention).
+// before reports whether the migration has not yet reached stage s: the
+// run loop's position, so a wait inside a later stage (a slot taken since
+// preflight, waited for inside assign-slot with the source locked) counts as
+// that later stage.
 func (m *migration) before(s Stage) bool {
-	cur := m.st.Stage
-	if cur == StageNeedsAttention {
-		cur = m.st.FailedStage
-	}
-	i := stageIndex(cur)
-	return i >= 0 && i < stageIndex(s)
+	return m.st.Next < stageIndex(s)
 }
 
 func (m *migration) canConfirm() error {

@@ -1,0 +1,286 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/dnscheck"
+)
+
+// A start that carries "resume" would skip every stage up to the one it
+// names; it is refused before any activity runs, whatever state it forges.
+func TestForgedResumeRefused(t *testing.T) {
+	for _, resume := range []string{
+		`{"next": 6, "stage": "switch-routing"}`,
+		`{"next": 10}`,
+		`{"next": 99}`,
+		`{"next": 6, "preflight": {"sourceService": "mxplan-1", "freeSlots": 1}}`,
+	} {
+		h := newHarness(t)
+		h.defaults()
+		raw := `{"address": "alice@example.com", "to": "emailpro-1", "resume": ` + resume + `}`
+		var in Input
+		if err := json.Unmarshal([]byte(raw), &in); err != nil {
+			t.Fatal(err)
+		}
+		h.env.ExecuteWorkflow(WorkflowName, in)
+		err := h.env.GetWorkflowError()
+		if err == nil || !strings.Contains(err.Error(), `"resume" is written by the workflow itself`) {
+			t.Fatalf("start with resume %s: err = %v, want the start refused", resume, err)
+		}
+		for _, act := range []string{"Preflight", "LockSource", "SwitchRouting", "Finish"} {
+			h.env.AssertActivityNotCalled(t, act, mock.Anything, mock.Anything)
+		}
+	}
+}
+
+// A continued run whose state is impossible is refused, not panicked on.
+func TestContinuedStateChecked(t *testing.T) {
+	h := newHarness(t)
+	h.defaults()
+	h.env.SetContinuedExecutionRunID("first-run")
+	h.env.ExecuteWorkflow(WorkflowName, Input{Address: addr, To: "emailpro-1", Resume: &State{Next: 6}})
+	err := h.env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "no preflight result") {
+		t.Fatalf("err = %v, want the continued state refused", err)
+	}
+}
+
+func TestStrictInputDecoding(t *testing.T) {
+	for _, tc := range []struct {
+		raw, want string
+	}{
+		{`{"address": "alice@example.com", "to": "emailpro-1", "auto_confirm": true}`, `unknown field "auto_confirm": did you mean "autoConfirm"?`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "dnsintervall": "1m"}`, `did you mean "dnsInterval"?`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "colour": "red"}`, `unknown field "colour" (known fields: address, autoConfirm,`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "autoConfirm": "yes"}`, `field "autoConfirm": want bool, got a JSON string`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "plan": "wave'x"}`, `"plan": plan ID "wave'x"`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "plan": "` + strings.Repeat("p", 3000) + `"}`, `at most 100`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "slotRecheck": "1ms"}`, `out of range`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "dnsInterval": "1ns"}`, `out of range`},
+		{`{"address": "alice@example.com", "to": "emailpro-1", "dnsDeadline": "9000h"}`, `out of range`},
+		{`{"address": "alice@example.com", "to": "` + strings.Repeat("s", 65) + `"}`, `at most 64`},
+	} {
+		var in Input
+		if err := json.Unmarshal([]byte(tc.raw), &in); err != nil {
+			t.Fatalf("Unmarshal(%.60s) = %v; problems are kept for validate, not returned", tc.raw, err)
+		}
+		err := ValidateInput(in)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ValidateInput(%.80s) = %v, want %q", tc.raw, err, tc.want)
+		}
+	}
+	// And through the workflow: the start fails at once with those words.
+	h := newHarness(t)
+	h.defaults()
+	h.env.ExecuteWorkflow(WorkflowName, json.RawMessage(`{"address": "alice@example.com", "to": "emailpro-1", "auto_confirm": true}`))
+	if err := h.env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), `did you mean "autoConfirm"`) {
+		t.Fatalf("workflow err = %v", err)
+	}
+	h.env.AssertActivityNotCalled(t, "Preflight", mock.Anything, mock.Anything)
+}
+
+// rawUpdate sends an update whose payload is typed JSON, as the UI sends it.
+func (h *harness) rawUpdate(name, raw string) *answer {
+	ans := &answer{}
+	h.raws++
+	h.env.UpdateWorkflow(name, fmt.Sprintf("%s-raw-%d", name, h.raws), &testsuite.TestUpdateCallback{
+		OnAccept:   func() {},
+		OnReject:   func(err error) { ans.err = err },
+		OnComplete: func(v interface{}, err error) { ans.err = err },
+	}, json.RawMessage(raw))
+	return ans
+}
+
+func TestStrictUpdatePayloads(t *testing.T) {
+	h := newHarness(t)
+	h.defaults()
+	var answers []*answer
+	for _, raw := range []string{
+		`{"by": "ana", "reson": "typo"}`,
+		`{"by": "` + strings.Repeat("b", 1100*1000) + `"}`,
+		`{"by": "ana\nbob"}`,
+		`{"by": 7}`,
+	} {
+		raw := raw
+		h.env.RegisterDelayedCallback(func() { answers = append(answers, h.rawUpdate(UpdateConfirm, raw)) }, time.Minute)
+	}
+	var ok *answer
+	h.env.RegisterDelayedCallback(func() { ok = h.update(UpdateConfirm, "ana") }, 2*time.Minute)
+	r := h.run(Input{})
+	if r.Outcome != StageDone || r.ConfirmedBy != "ana" || ok.err != nil {
+		t.Fatalf("outcome %s confirmed by %q (%v), want done confirmed by ana", r.Outcome, r.ConfirmedBy, ok.err)
+	}
+	wants := []string{`unknown field "reson": did you mean "reason"?`, `"by" is 1100000 bytes long; at most 200`, `"by" contains a control character`, `field "by": want string`}
+	if len(answers) != len(wants) {
+		t.Fatalf("%d answers", len(answers))
+	}
+	for i, w := range wants {
+		if answers[i].err == nil || !strings.Contains(answers[i].err.Error(), w) {
+			t.Errorf("update %d: err = %v, want %q", i, answers[i].err, w)
+		}
+	}
+}
+
+// Continue-as-new suggested while waiting for DNS or for a slot continues
+// the workflow; it never parks it in needs-attention.
+func TestContinueAsNewInWaits(t *testing.T) {
+	t.Run("dns", func(t *testing.T) {
+		h := newHarness(t)
+		h.env.OnActivity(a.CheckDNS, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.DNSInput) (*dnscheck.Diagnostic, error) {
+			h.env.SetContinueAsNewSuggested(true)
+			return badDiag(), nil
+		})
+		h.defaults()
+		h.env.ExecuteWorkflow(WorkflowName, Input{Address: addr, To: "emailpro-1", AutoConfirm: true})
+		var can *workflow.ContinueAsNewError
+		if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+			t.Fatalf("err = %v, want continue-as-new", err)
+		}
+		for _, s := range h.stages {
+			if s == string(StageNeedsAttention) {
+				t.Fatalf("stages %v: parked in needs-attention", h.stages)
+			}
+		}
+	})
+	t.Run("slot", func(t *testing.T) {
+		h := newHarness(t)
+		h.env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(&activities.PreflightResult{SourceService: "mxplan-1", FreeSlots: 0}, nil)
+		h.env.OnActivity(a.FreeSlots, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.SlotQuery) (int, error) {
+			h.env.SetContinueAsNewSuggested(true)
+			return 0, nil
+		})
+		h.defaults()
+		h.env.ExecuteWorkflow(WorkflowName, Input{Address: addr, To: "emailpro-1", AutoConfirm: true, SlotRecheck: "1m"})
+		var can *workflow.ContinueAsNewError
+		if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+			t.Fatalf("err = %v, want continue-as-new", err)
+		}
+		for _, s := range h.stages {
+			if s == string(StageNeedsAttention) {
+				t.Fatalf("stages %v: parked in needs-attention", h.stages)
+			}
+		}
+	})
+}
+
+// A DNS check that succeeds after one with problems carries none of them.
+func TestDNSDiagnosticIsFreshEachCheck(t *testing.T) {
+	h := newHarness(t)
+	calls := 0
+	h.env.OnActivity(a.CheckDNS, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.DNSInput) (*dnscheck.Diagnostic, error) {
+		calls++
+		if calls == 1 {
+			d := badDiag()
+			d.Problems = []string{"ns2.example.com. did not answer"}
+			return d, nil
+		}
+		return &dnscheck.Diagnostic{Domain: "example.com.", OK: true}, nil
+	})
+	h.defaults()
+	r := h.run(Input{AutoConfirm: true})
+	if r.DNS == nil || !r.DNS.OK || len(r.DNS.Problems) != 0 || len(r.DNS.Records) != 0 {
+		t.Fatalf("final diagnostic = %+v, want the last check's alone", r.DNS)
+	}
+}
+
+// A Temporal cancellation (the UI's Request Cancellation) never leaves an
+// account half-done: before the lock it cancels, between the lock and the
+// routing switch it rolls back, after the switch the migration finishes.
+func TestTemporalCancel(t *testing.T) {
+	cases := []struct {
+		name     string
+		at       Stage // the stage during which the cancellation arrives
+		outcome  Stage
+		rollback bool
+	}{
+		{"awaiting confirmation", StageAwaitConfirm, StageCancelled, false},
+		{"during copy", StageCopy, StageRolledBack, true},
+		{"during DNS wait", StageDNS, StageDone, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			if tc.at == StageCopy {
+				h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.CopyInput) (*activities.CopySummary, error) {
+					h.env.CancelWorkflow()
+					return &activities.CopySummary{Copied: 10}, nil
+				}).Once()
+			}
+			if tc.at == StageDNS {
+				n := 0
+				h.env.OnActivity(a.CheckDNS, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.DNSInput) (*dnscheck.Diagnostic, error) {
+					if n++; n == 1 {
+						h.env.CancelWorkflow()
+						return badDiag(), nil
+					}
+					return okDiag(), nil
+				})
+			}
+			h.defaults()
+			in := Input{AutoConfirm: tc.at != StageAwaitConfirm}
+			if tc.at == StageAwaitConfirm {
+				h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Minute)
+			}
+			r := h.run(in)
+			if r.Outcome != tc.outcome {
+				t.Fatalf("outcome = %s, want %s (stages %v)", r.Outcome, tc.outcome, h.stages)
+			}
+			if last := h.stages[len(h.stages)-1]; last != string(tc.outcome) {
+				t.Fatalf("last MigrationStage = %s, want %s", last, tc.outcome)
+			}
+			if tc.rollback {
+				h.env.AssertActivityCalled(t, "Rollback", mock.Anything, mock.Anything)
+				h.env.AssertActivityNotCalled(t, "SwitchRouting", mock.Anything, mock.Anything)
+			} else {
+				h.env.AssertActivityNotCalled(t, "Rollback", mock.Anything, mock.Anything)
+			}
+			if tc.outcome == StageDone {
+				h.env.AssertActivityCalled(t, "Verify", mock.Anything, mock.Anything)
+				h.env.AssertActivityCalled(t, "Finish", mock.Anything, mock.Anything)
+			}
+			found := false
+			for _, act := range r.Actions {
+				found = found || act.Action == ActionTemporalCancel
+			}
+			if !found {
+				t.Fatalf("actions %+v: the cancellation is not recorded", r.Actions)
+			}
+		})
+	}
+}
+
+// A slot taken since preflight is waited for inside assign-slot, with the
+// source already locked: cancel is refused there, and rollback unlocks.
+func TestCancelRefusedWhileLockedWaitingForSlot(t *testing.T) {
+	h := newHarness(t)
+	claims := 0
+	h.env.OnActivity(a.AssignSlot, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.AssignInput) (*activities.SlotResult, error) {
+		claims++
+		return nil, temporal.NewNonRetryableApplicationError("no slot", activities.ErrTypeNoSlot, nil)
+	})
+	h.env.OnActivity(a.FreeSlots, mock.Anything, mock.Anything).Return(0, nil)
+	h.defaults()
+	var cancel, rb *answer
+	h.env.RegisterDelayedCallback(func() { cancel = h.update(UpdateCancel, "ana") }, time.Minute)
+	h.env.RegisterDelayedCallback(func() { rb = h.update(UpdateRollback, "ana") }, 2*time.Minute)
+	r := h.run(Input{AutoConfirm: true, SlotRecheck: "10m"})
+	if cancel.err == nil || !strings.Contains(cancel.err.Error(), "already locked") {
+		t.Fatalf("cancel while locked: err = %v, want refused", cancel.err)
+	}
+	if rb.err != nil || r.Outcome != StageRolledBack {
+		t.Fatalf("rollback: %v, outcome %s; want rolled-back", rb.err, r.Outcome)
+	}
+	h.env.AssertActivityCalled(t, "Rollback", mock.Anything, mock.Anything)
+}

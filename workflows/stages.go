@@ -1,0 +1,249 @@
+package workflows
+
+import (
+	"errors"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/dnscheck"
+	"github.com/mailshift/mailshift/internal/mailcopy"
+)
+
+// deltaEvery is how many DNS checks pass between two delta-syncs during the
+// propagation wait.
+const deltaEvery = 3
+
+// lockSource blocks the owner's logins; a rollback request stops it.
+func (m *migration) lockSource(ctx workflow.Context) error {
+	return m.cancellable(ctx, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(short(ctx), a.LockSource, activities.LockInput{Address: m.in.Address, WorkflowID: m.wid}).Get(ctx, nil)
+	})
+}
+
+// assignSlot claims a free slot of the destination service.
+func (m *migration) assignSlot(ctx workflow.Context) error {
+	return m.cancellable(ctx, func(ctx workflow.Context) error {
+		for {
+			var sl activities.SlotResult
+			err := workflow.ExecuteActivity(short(ctx), a.AssignSlot, activities.AssignInput{Address: m.in.Address, To: m.in.To,
+				WorkflowID: m.wid, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &sl)
+			var ae *temporal.ApplicationError
+			if errors.As(err, &ae) && ae.Type() == activities.ErrTypeNoSlot {
+				// Another migration took the last slot since preflight:
+				// wait for one like before, then claim again.
+				m.st.Preflight.FreeSlots = 0
+				if err := m.waitForSlot(ctx); err != nil {
+					return err
+				}
+				m.enter(ctx, StageAssignSlot)
+				continue
+			}
+			if err == nil {
+				m.st.Slot = &sl
+			}
+			return err
+		}
+	})
+}
+
+// copyMailbox copies every folder and message; a rollback request stops it.
+func (m *migration) copyMailbox(ctx workflow.Context) error {
+	return m.cancellable(ctx, func(ctx workflow.Context) error { return m.copy(ctx, false) })
+}
+
+// switchRouting is the point of no return: mail for the address goes to
+// the destination.
+func (m *migration) switchRouting(ctx workflow.Context) error {
+	var rr activities.RouteResult
+	return workflow.ExecuteActivity(short(ctx), a.SwitchRouting, activities.RouteInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &rr)
+}
+
+// deltaSync copies what reached the source before the switch took effect.
+func (m *migration) deltaSync(ctx workflow.Context) error {
+	return m.copy(ctx, true)
+}
+
+// verify runs a last delta, then checks every source message is on the
+// destination.
+func (m *migration) verify(ctx workflow.Context) error {
+	if err := m.copy(ctx, true); err != nil {
+		return err
+	}
+	var v activities.VerifySummary
+	if err := workflow.ExecuteActivity(long(ctx), a.Verify, m.copyInput(true)).Get(ctx, &v); err != nil {
+		return err
+	}
+	m.st.Verify = &v
+	m.st.Skips = append(m.st.Skips, v.OverLimit...)
+	return nil
+}
+
+// finishMigration marks the source migrated and leaves the owner a notice.
+func (m *migration) finishMigration(ctx workflow.Context) error {
+	var fr activities.FinishResult
+	pending := ""
+	if m.st.DNSPend && m.st.DNS != nil {
+		pending = m.st.DNS.Summary()
+	}
+	err := workflow.ExecuteActivity(short(ctx), a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
+		Notice: !m.in.NoNotice, Locale: m.st.Preflight.Locale, DNSPending: pending}).Get(ctx, &fr)
+	if err == nil {
+		m.st.Notice = &fr
+	}
+	return err
+}
+
+// cancellable runs f under a context that a rollback request cancels.
+func (m *migration) cancellable(ctx workflow.Context, f func(workflow.Context) error) error {
+	cctx, cancel := workflow.WithCancel(ctx)
+	m.cancelStage = cancel
+	defer func() { m.cancelStage = nil }()
+	return f(cctx)
+}
+
+func (m *migration) preflight(ctx workflow.Context) error {
+	var pf activities.PreflightResult
+	err := workflow.ExecuteActivity(long(ctx), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &pf)
+	if err != nil {
+		return err
+	}
+	m.st.Preflight = &pf
+	return nil
+}
+
+func (m *migration) waitForSlot(ctx workflow.Context) error {
+	for m.st.Preflight.FreeSlots == 0 {
+		m.enter(ctx, StageWaitingForSlot)
+		ok, err := workflow.AwaitWithTimeout(ctx, m.set.slotRecheck, func() bool { return m.cancelled || m.rollback })
+		if err != nil {
+			return err
+		}
+		if ok {
+			return errCancelledByOperator
+		}
+		var n int
+		if err := workflow.ExecuteActivity(short(ctx), a.FreeSlots, activities.SlotQuery{Service: m.in.To, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &n); err != nil {
+			return err
+		}
+		m.st.Preflight.FreeSlots = n
+		if n == 0 && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return m.continueAsNew(ctx)
+		}
+	}
+	return nil
+}
+
+func (m *migration) awaitConfirm(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return m.confirmed || m.cancelled || m.rollback }); err != nil {
+		return err
+	}
+	if !m.confirmed {
+		return errCancelledByOperator
+	}
+	return nil
+}
+
+func (m *migration) copyInput(delta bool) activities.CopyInput {
+	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
+		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta}
+}
+
+// copy runs a full copy or a delta pass and records its checkpoints, so the
+// next pass starts where this one ended.
+func (m *migration) copy(ctx workflow.Context, delta bool) error {
+	var sum activities.CopySummary
+	if err := workflow.ExecuteActivity(long(ctx), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum); err != nil {
+		return err
+	}
+	m.st.Checkpts = sum.Checkpoints
+	m.st.Updated = workflow.Now(ctx)
+	m.st.Skips = appendSkips(m.st.Skips, sum.Skips)
+	if delta {
+		m.st.Deltas++
+		m.st.DeltaMsgs += sum.Copied
+		if m.st.Copy != nil {
+			m.st.Copy.SkipCount += sum.SkipCount
+		}
+		return nil
+	}
+	m.st.Copy = &sum
+	return nil
+}
+
+// appendSkips keeps the list of skipped messages bounded in history; the
+// count stays exact in the copy summaries.
+func appendSkips(have, more []mailcopy.Skip) []mailcopy.Skip {
+	for _, s := range more {
+		if len(have) >= 200 {
+			break
+		}
+		have = append(have, s)
+	}
+	return have
+}
+
+// waitDNS polls the domain's authoritative servers with backoff until every
+// record is seen everywhere twice in a row, running a delta-sync every few
+// checks. Past the deadline the migration goes on with dnsPending: the move
+// itself is complete, only the domain's DNS lags.
+func (m *migration) waitDNS(ctx workflow.Context) error {
+	if m.st.DNSSince.IsZero() {
+		m.st.DNSSince = workflow.Now(ctx)
+		m.st.DNSWait = m.set.dnsInterval
+		m.st.DNSStreak = 0
+	}
+	deadline := m.st.DNSSince.Add(m.set.dnsDeadline)
+	for {
+		if m.skipDNS {
+			m.st.DNSPend = m.st.DNSStreak < 2
+			return nil
+		}
+		// A fresh value each check: decoding into the previous diagnostic
+		// would keep its problems in a later, successful one.
+		var diag *dnscheck.Diagnostic
+		if err := workflow.ExecuteActivity(short(ctx), a.CheckDNS, activities.DNSInput{Address: m.in.Address, To: m.in.To}).Get(ctx, &diag); err != nil {
+			return err
+		}
+		m.st.DNS = diag
+		m.st.DNSChecks++
+		m.st.Updated = workflow.Now(ctx)
+		if diag != nil && diag.OK {
+			m.st.DNSStreak++
+		} else {
+			m.st.DNSStreak = 0
+		}
+		if m.st.DNSStreak >= 2 {
+			m.st.DNSPend = false
+			return nil
+		}
+		if m.st.DNSChecks%deltaEvery == 0 {
+			// Mail can still reach the old platform through stale caches.
+			if err := m.copy(ctx, true); err != nil {
+				m.log.Warn("delta-sync during DNS wait failed; the next one retries", "error", err)
+			}
+		}
+		now := workflow.Now(ctx)
+		if !now.Before(deadline) {
+			m.st.DNSPend = true
+			m.log.Warn("DNS not propagated by the deadline; finishing with dnsPending", "diagnostic", diag.Summary())
+			return nil
+		}
+		wait := m.st.DNSWait
+		if m.st.DNSStreak == 1 {
+			// Confirm a first success soon rather than after a long backoff.
+			wait = m.set.dnsInterval
+		}
+		if rest := deadline.Sub(now); wait > rest {
+			wait = rest
+		}
+		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return m.skipDNS }); err != nil {
+			return err
+		}
+		m.st.DNSWait = min(m.st.DNSWait*2, m.set.dnsMax)
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return m.continueAsNew(ctx)
+		}
+	}
+}
