@@ -134,7 +134,7 @@ func fromEngine(err error) error {
 func (a *Activities) endpoint(sv directory.Service, address string) (mailcopy.Endpoint, error) {
 	sec := mailcopy.Security(sv.IMAPSecurity)
 	if sec == mailcopy.SecurityPlain && !a.Master.Plain {
-		return mailcopy.Endpoint{}, permanent(ErrTypeConfig, "service %q serves IMAP without TLS; the worker allows that only with imap_plain enabled", sv.ID)
+		return mailcopy.Endpoint{}, permanent(ErrTypeConfig, "service %q serves IMAP without TLS; the worker allows that only with \"imapPlain\": true in its configuration", sv.ID)
 	}
 	return mailcopy.Endpoint{Addr: sv.IMAPAddr, Security: sec, InsecureSkipVerify: a.Master.InsecureSkipVerify, RootCAs: a.Master.RootCAs,
 		User: address, MasterUser: a.Master.User, MasterSep: a.Master.Sep, Password: a.Master.Password}, nil
