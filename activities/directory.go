@@ -3,14 +3,26 @@ package activities
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/eligibility"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 )
+
+// errTypeOf is the permanent error type of each reason an account cannot
+// migrate (package eligibility owns the rule).
+var errTypeOf = map[eligibility.Kind]string{
+	eligibility.AccountMissing:   ErrTypeAccountMissing,
+	eligibility.HeldByAnother:    ErrTypeLockConflict,
+	eligibility.AlreadyMigrated:  ErrTypeAccountState,
+	eligibility.NotActive:        ErrTypeAccountState,
+	eligibility.Redirection:      ErrTypeRedirection,
+	eligibility.UnknownService:   ErrTypeBadService,
+	eligibility.WrongServiceKind: ErrTypeBadService,
+}
 
 // PreflightInput names the account and the destination.
 type PreflightInput struct {
@@ -31,48 +43,19 @@ type PreflightResult struct {
 	Locale        string `json:"locale,omitempty"`
 }
 
-// Preflight checks, read-only, that the migration can go ahead: the source
-// account exists and is active, has no redirection, forward or
-// auto-responder, and no other migration holds it; the destination is an
-// E-mail Pro or Exchange service; and it measures the mailbox.
+// Preflight checks, read-only, that the migration can go ahead (the rule of
+// package eligibility: the first reason it gives is the permanent error) and
+// measures the mailbox.
 func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*PreflightResult, error) {
-	acct, err := a.Dir.SourceAccount(ctx, in.Address)
-	if errors.Is(err, directory.ErrNotFound) {
-		return nil, permanent(ErrTypeAccountMissing, "no MX Plan account %q in the directory", in.Address)
-	}
+	v, err := eligibility.Check(ctx, a.Dir, in.Address, in.To, in.WorkflowID)
 	if err != nil {
 		return nil, err
 	}
-	if acct.LockHolder != "" && acct.LockHolder != in.WorkflowID {
-		return nil, permanent(ErrTypeLockConflict, "account %q is held by another migration (%s)", in.Address, acct.LockHolder)
+	if !v.OK() {
+		r := v.Reasons[0]
+		return nil, permanent(errTypeOf[r.Kind], "%s", r.Message)
 	}
-	if acct.State == directory.StateMigrated {
-		return nil, permanent(ErrTypeAccountState, "account %q is already migrated", in.Address)
-	}
-	if acct.State != directory.StateActive && acct.LockHolder != in.WorkflowID {
-		return nil, permanent(ErrTypeAccountState, "account %q is %s, not active", in.Address, acct.State)
-	}
-	reds, err := a.Dir.Redirections(ctx, in.Address)
-	if err != nil {
-		return nil, err
-	}
-	if len(reds) > 0 {
-		var names []string
-		for _, r := range reds {
-			names = append(names, fmt.Sprintf("%s to %s", r.Kind, r.Target))
-		}
-		return nil, permanent(ErrTypeRedirection, "account %q has %s: remove it in the control panel, then retry", in.Address, strings.Join(names, ", "))
-	}
-	dst, err := a.Dir.Service(ctx, in.To)
-	if errors.Is(err, directory.ErrNotFound) {
-		return nil, permanent(ErrTypeBadService, "destination service %q does not exist", in.To)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if dst.Kind != directory.KindEmailPro && dst.Kind != directory.KindExchange {
-		return nil, permanent(ErrTypeBadService, "destination service %q is %s; it must be an E-mail Pro or Exchange service", in.To, dst.Kind)
-	}
+	acct, dst := *v.Account, *v.Service
 	src, err := a.Dir.Service(ctx, acct.ServiceID)
 	if err != nil {
 		return nil, err
