@@ -262,11 +262,12 @@ func (s *Store) SourceAccount(ctx context.Context, address string) (Account, err
 	return a, err
 }
 
-// AccountsOfDomain lists the MX Plan accounts of a domain.
+// AccountsOfDomain lists the MX Plan accounts of a domain. The domain is
+// matched literally: "%" and "_" in it are not wildcards.
 func (s *Store) AccountsOfDomain(ctx context.Context, domain string) ([]Account, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT a.address, a.service_id, a.state, a.quota_bytes, a.usage_bytes, a.locale, a.lock_holder
-		FROM accounts a JOIN services s ON s.id = a.service_id WHERE a.address LIKE ? AND s.kind = ? ORDER BY a.address`),
-		"%@"+strings.ToLower(domain), KindMXPlan)
+		FROM accounts a JOIN services s ON s.id = a.service_id WHERE a.address LIKE ? ESCAPE '\' AND s.kind = ? ORDER BY a.address`),
+		"%@"+likeEscaper.Replace(strings.ToLower(domain)), KindMXPlan)
 	if err != nil {
 		return nil, err
 	}
@@ -281,6 +282,10 @@ func (s *Store) AccountsOfDomain(ctx context.Context, domain string) ([]Account,
 	}
 	return out, rows.Err()
 }
+
+// likeEscaper makes a string match itself in a LIKE pattern with ESCAPE '\'
+// (the same on SQLite and PostgreSQL).
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // PasswordHash returns the stored hash of an account's password. Only the
 // directory and the mail servers' passdb ever read it.
