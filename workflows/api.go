@@ -68,6 +68,9 @@ const (
 	StageNeedsAttention Stage = "needs-attention"
 	StageCancelled      Stage = "cancelled"
 	StageRolledBack     Stage = "rolled-back"
+	// StageRefused closes a workflow whose start was refused (a bad input):
+	// nothing was touched.
+	StageRefused Stage = "refused"
 )
 
 // Stages is the order in which a migration runs.

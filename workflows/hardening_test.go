@@ -89,6 +89,9 @@ func TestStrictInputDecoding(t *testing.T) {
 		t.Fatalf("workflow err = %v", err)
 	}
 	h.env.AssertActivityNotCalled(t, "Preflight", mock.Anything, mock.Anything)
+	if len(h.stages) != 1 || h.stages[0] != string(StageRefused) {
+		t.Fatalf("MigrationStage upserts %v, want the refused start to close with %q", h.stages, StageRefused)
+	}
 }
 
 // rawUpdate sends an update whose payload is typed JSON, as the UI sends it.

@@ -22,6 +22,11 @@ var a *activities.Activities
 func MigrateAccount(ctx workflow.Context, in Input) (*Result, error) {
 	m := &migration{in: in}
 	if err := m.setup(ctx); err != nil {
+		// A refused start closes with a final stage too, so a UI filter on
+		// MigrationStage finds it; nothing was touched.
+		if uerr := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(StageRefused))); uerr != nil {
+			workflow.GetLogger(ctx).Warn("upsert stage", "error", uerr)
+		}
 		return nil, err
 	}
 	return m.run(ctx)
