@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: demo demo-stop test lab-deps build vet bench chaos load
+.PHONY: demo demo-stop test lab-deps build vet lint bench chaos load
 
 build:
 	$(GO) build ./...
@@ -17,9 +17,19 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-# Everything CI runs: installs what the integration tests need, then runs
-# every test with the race detector.
-test: lab-deps vet
+# staticcheck with every check (doc comments included) on all packages, and
+# Temporal's workflowcheck on the workflow code and everything it calls
+# (map iteration, time, goroutines, I/O). Both are pinned and built once by
+# deploy/dev/linters.sh.
+lint:
+	@bin=$$(deploy/dev/linters.sh) && rc=0 && \
+	{ $$bin/staticcheck -checks all ./... || rc=1; } && \
+	{ $$bin/workflowcheck ./workflows/... || rc=1; } && \
+	exit $$rc
+
+# Everything CI runs: installs what the integration tests need, lints, then
+# runs every test with the race detector.
+test: lab-deps vet lint
 	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) $(GO) test -race -count=1 -timeout 40m ./...
 
 lab-deps:
