@@ -26,6 +26,7 @@ const (
 	UpdateRetry    = "retry"
 	UpdateRollback = "rollback"
 	UpdateSkipDNS  = "skip-dns"
+	UpdateRecheck  = "recheck"
 	QueryProgress  = "progress"
 
 	workflowIDPrefix = "migrate:"
@@ -239,6 +240,13 @@ type State struct {
 	// Reenter makes the next stage change record the stage again even if
 	// it is the current one (a retried stage); kept across continue-as-new.
 	Reenter bool `json:"reenter,omitempty"`
+	// WaitingFor says what a waiting stage waits for and how to move it
+	// on; NextCheck is when it looks again.
+	WaitingFor string    `json:"waitingFor,omitempty"`
+	NextCheck  time.Time `json:"nextCheck,omitempty"`
+	// Failures are the stages that failed for good, latest last (at most
+	// maxFailures), kept after a retry succeeds.
+	Failures []Failure `json:"failures,omitempty"`
 
 	Preflight *activities.PreflightResult    `json:"preflight,omitempty"`
 	Slot      *activities.SlotResult         `json:"slot,omitempty"`
@@ -273,6 +281,16 @@ func (st *State) check() error {
 	}
 	return nil
 }
+
+// Failure is one time a stage failed for good and parked the migration.
+type Failure struct {
+	Stage Stage     `json:"stage"`
+	Error string    `json:"error"`
+	Type  string    `json:"type,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+const maxFailures = 20
 
 // StageEvent records when a stage started.
 type StageEvent struct {
@@ -352,6 +370,9 @@ type Progress struct {
 	LastError     string    `json:"lastError,omitempty"`
 	ErrorType     string    `json:"errorType,omitempty"`
 	NextActions   []string  `json:"nextActions,omitempty"`
+	WaitingFor    string    `json:"waitingFor,omitempty"`
+	NextCheck     time.Time `json:"nextCheck,omitempty"`
+	Failures      []Failure `json:"failures,omitempty"`
 	ConfirmedBy   string    `json:"confirmedBy,omitempty"`
 	FoldersDone   int       `json:"foldersDone"`
 	FoldersTotal  int       `json:"foldersTotal"`

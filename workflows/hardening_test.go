@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/dnscheck"
+	"github.com/mailshift/mailshift/internal/mailcopy"
 )
 
 // A start that carries "resume" would skip every stage up to the one it
@@ -286,4 +287,49 @@ func TestCancelRefusedWhileLockedWaitingForSlot(t *testing.T) {
 		t.Fatalf("rollback: %v, outcome %s; want rolled-back", rb.err, r.Outcome)
 	}
 	h.env.AssertActivityCalled(t, "Rollback", mock.Anything, mock.Anything)
+}
+
+// recheck looks for a free slot at once instead of at the next recheck;
+// progress names the service waited on and the next check.
+func TestRecheckWhileWaitingForSlot(t *testing.T) {
+	h := newHarness(t)
+	h.env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(&activities.PreflightResult{SourceService: "mxplan-1", QuotaNeeded: 1 << 20, FreeSlots: 0}, nil)
+	h.env.OnActivity(a.FreeSlots, mock.Anything, mock.Anything).Return(1, nil)
+	h.defaults()
+	var seen Progress
+	var ans *answer
+	h.env.RegisterDelayedCallback(func() {
+		seen = h.progress()
+		ans = h.update(UpdateRecheck, "ana")
+	}, time.Minute)
+	r := h.run(Input{AutoConfirm: true, SlotRecheck: "6h"})
+	if r.Outcome != StageDone || ans.err != nil {
+		t.Fatalf("outcome %s, recheck %v", r.Outcome, ans.err)
+	}
+	if !strings.Contains(seen.WaitingFor, "emailpro-1") || seen.NextCheck.IsZero() || !strings.Contains(strings.Join(seen.NextActions, ","), UpdateRecheck) {
+		t.Fatalf("progress while waiting = %+v; want the service, the next check and recheck offered", seen)
+	}
+	if el := h.env.Now().Sub(h.start); el > time.Hour {
+		t.Fatalf("finished %v after start; recheck should end the 6 h wait at once", el)
+	}
+}
+
+// A message refused by the copy is refused again by every delta pass; the
+// result lists it once.
+func TestSkippedListedOnce(t *testing.T) {
+	h := newHarness(t)
+	h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.CopySummary, error) {
+		s := &activities.CopySummary{Copied: 1, SkipCount: 1}
+		s.Skips = append(s.Skips, skipOf("INBOX", 42))
+		return s, nil
+	})
+	h.defaults()
+	r := h.run(Input{AutoConfirm: true})
+	if len(r.Skipped) != 1 {
+		t.Fatalf("skipped = %+v, want the one message once", r.Skipped)
+	}
+}
+
+func skipOf(folder string, uid uint32) mailcopy.Skip {
+	return mailcopy.Skip{Folder: folder, UID: uid, Size: 100, Reason: "NO [LIMIT] too big"}
 }

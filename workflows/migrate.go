@@ -45,6 +45,7 @@ type migration struct {
 	action    string // retry, rollback or skip-dns while needs-attention
 	rollback  bool   // rollback asked while a stage runs
 	skipDNS   bool
+	recheck   bool // look for a free slot now
 
 	// cancelStage stops the running stage's activity (rollback while
 	// locking, assigning or copying).
@@ -140,6 +141,9 @@ func (m *migration) run(ctx workflow.Context) (*Result, error) {
 		switch {
 		case err == nil:
 			m.st.Next++
+			// A retried stage that succeeds clears the error it parked with;
+			// the attempt stays in Failures.
+			m.st.LastError, m.st.ErrorType = "", ""
 		case errors.Is(err, errCancelledByOperator):
 			return m.finish(wctx, StageCancelled)
 		default:
@@ -244,6 +248,7 @@ func (m *migration) enter(ctx workflow.Context, s Stage) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
 		m.log.Warn("upsert stage", "error", err)
 	}
+	m.details(ctx)
 	m.log.Info("stage", "stage", s)
 }
 
@@ -309,6 +314,10 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 		m.st.LastError = ae.Message()
 	}
 	m.st.Attempts++
+	m.st.Failures = append(m.st.Failures, Failure{Stage: failed, Error: m.st.LastError, Type: m.st.ErrorType, At: workflow.Now(ctx)})
+	if len(m.st.Failures) > maxFailures {
+		m.st.Failures = m.st.Failures[len(m.st.Failures)-maxFailures:]
+	}
 	m.log.Error("stage failed; waiting for an operator", "stage", failed, "error", m.st.LastError, "type", m.st.ErrorType)
 	m.enter(ctx, StageNeedsAttention)
 	m.action = ""
@@ -342,7 +351,7 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 func (m *migration) doRollback(ctx workflow.Context) (*Result, error) {
 	// A fresh context: the stage's may have been cancelled.
 	rctx, _ := workflow.NewDisconnectedContext(ctx)
-	err := workflow.ExecuteActivity(long(rctx), a.Rollback, activities.RollbackInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(rctx, nil)
+	err := workflow.ExecuteActivity(long(rctx, "rollback: unlock the source, release the slot"), a.Rollback, activities.RollbackInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(rctx, nil)
 	if err != nil {
 		// Rollback itself failed: park again so it can be retried.
 		m.rollback = false
@@ -379,8 +388,11 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 // short is for quick, idempotent directory and DNS calls. They heartbeat
 // while they run, so a worker that dies under one is noticed within 10 s
 // (not at the minute's end) and another takes the step over.
-func short(ctx workflow.Context) workflow.Context {
+// The summary names the stage and what the call does; the Temporal UI shows
+// it on the activity, so the history reads as the migration's story.
+func short(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
 		StartToCloseTimeout: time.Minute,
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
@@ -391,8 +403,9 @@ func short(ctx workflow.Context) workflow.Context {
 // long is for measure, copy, verify and rollback: they heartbeat at least
 // every 10 s, so a dead worker is noticed within 30 s, and copies resume
 // from their last checkpoint.
-func long(ctx workflow.Context) workflow.Context {
+func long(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
 		StartToCloseTimeout: 12 * time.Hour,
 		HeartbeatTimeout:    30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2,

@@ -281,6 +281,12 @@ func TestFailureNeedsAttentionThenRetry(t *testing.T) {
 			if !again {
 				t.Fatalf("stages after retry = %v, want %s entered again after operator:retry", r.Stages, tc.stage)
 			}
+			// The retried stage succeeded: its error is cleared, the
+			// failure kept in the attempts history.
+			after := h.progress()
+			if after.LastError != "" || after.ErrorType != "" || len(after.Failures) != 1 || after.Failures[0].Stage != tc.stage {
+				t.Fatalf("progress after a successful retry: lastError %q type %q failures %+v; want cleared, one failure at %s", after.LastError, after.ErrorType, after.Failures, tc.stage)
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/workflow"
 )
@@ -39,6 +40,10 @@ func (m *migration) registerUpdates(ctx workflow.Context) error {
 				}
 			}
 			return "rolling back: destination cleared, slot released, source unlocked"
+		}},
+		{UpdateRecheck, m.canRecheck, func(ActionInput) string {
+			m.recheck = true
+			return "looking for a free account on " + m.in.To + " now"
 		}},
 		{UpdateSkipDNS, m.canSkipDNS, func(ActionInput) string {
 			if m.st.Stage == StageNeedsAttention {
@@ -143,6 +148,16 @@ func (m *migration) canSkipDNS() error {
 	return fmt.Errorf("refused: skip-dns is only possible during %s; the migration is at %s", StageDNS, m.describe())
 }
 
+func (m *migration) canRecheck() error {
+	if m.st.Stage != StageWaitingForSlot {
+		return fmt.Errorf("refused: recheck is only possible while waiting for a free slot; the migration is at %s", m.describe())
+	}
+	if m.recheck {
+		return fmt.Errorf("refused: recheck already requested")
+	}
+	return nil
+}
+
 func (m *migration) terminal() bool {
 	switch m.st.Stage {
 	case StageDone, StageCancelled, StageRolledBack:
@@ -163,7 +178,8 @@ func (m *migration) progress() (Progress, error) {
 	p := Progress{Address: m.in.Address, To: m.in.To, Plan: m.in.Plan, Stage: m.st.Stage, FailedStage: m.st.FailedStage,
 		LastError: m.st.LastError, ErrorType: m.st.ErrorType, ConfirmedBy: m.st.ConfirmedBy,
 		DeltaSyncs: m.st.Deltas, DNSChecks: m.st.DNSChecks, DNSPending: m.st.DNSPend,
-		Started: m.st.Started, Updated: m.st.Updated, Skipped: len(m.st.Skips)}
+		Started: m.st.Started, Updated: m.st.Updated, Skipped: len(m.st.Skips),
+		WaitingFor: m.st.WaitingFor, NextCheck: m.st.NextCheck, Failures: m.st.Failures}
 	if pf := m.st.Preflight; pf != nil {
 		p.FoldersTotal, p.MessagesTotal, p.BytesTotal = pf.Folders, pf.Messages, pf.Bytes
 	}
@@ -179,10 +195,57 @@ func (m *migration) progress() (Progress, error) {
 	for _, c := range []struct {
 		name string
 		ok   func() error
-	}{{UpdateConfirm, m.canConfirm}, {UpdateCancel, m.canCancel}, {UpdateRetry, m.canRetry}, {UpdateRollback, m.canRollback}, {UpdateSkipDNS, m.canSkipDNS}} {
+	}{{UpdateConfirm, m.canConfirm}, {UpdateCancel, m.canCancel}, {UpdateRetry, m.canRetry}, {UpdateRollback, m.canRollback},
+		{UpdateRecheck, m.canRecheck}, {UpdateSkipDNS, m.canSkipDNS}} {
 		if c.ok() == nil {
 			p.NextActions = append(p.NextActions, c.name)
 		}
 	}
 	return p, nil
+}
+
+// details sets the workflow's current details, which the Temporal UI shows
+// on the workflow's page: the account, the stage, the counts, what it waits
+// for and the exact next action. Markdown, no secrets, no message content.
+func (m *migration) details(ctx workflow.Context) {
+	p, _ := m.progress()
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s → %s**", m.in.Address, m.in.To)
+	if m.in.Plan != "" {
+		fmt.Fprintf(&b, " (plan %s)", m.in.Plan)
+	}
+	fmt.Fprintf(&b, "\n\nStage: **%s**", m.describe())
+	if p.MessagesTotal > 0 || p.MessagesDone > 0 {
+		fmt.Fprintf(&b, "\n\nMessages: %d of %d copied, %s of %s", p.MessagesDone, p.MessagesTotal, human(p.BytesDone), human(p.BytesTotal))
+		if p.Skipped > 0 {
+			fmt.Fprintf(&b, "; %d skipped", p.Skipped)
+		}
+	}
+	if p.WaitingFor != "" {
+		fmt.Fprintf(&b, "\n\nWaiting for %s", p.WaitingFor)
+	}
+	if m.st.Stage == StageNeedsAttention {
+		fmt.Fprintf(&b, "\n\nFailed: %s", m.st.LastError)
+		if m.st.ErrorType != "" {
+			fmt.Fprintf(&b, " (%s)", m.st.ErrorType)
+		}
+	}
+	if len(p.NextActions) > 0 {
+		fmt.Fprintf(&b, "\n\nNext: send the update %s", strings.Join(p.NextActions, ", "))
+	}
+	workflow.SetCurrentDetails(ctx, b.String())
+}
+
+// human writes a byte count the way an operator reads it.
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for v := n / unit; v >= unit; v /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

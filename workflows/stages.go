@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -18,7 +20,7 @@ const deltaEvery = 3
 // lockSource blocks the owner's logins; a rollback request stops it.
 func (m *migration) lockSource(ctx workflow.Context) error {
 	return m.cancellable(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(short(ctx), a.LockSource, activities.LockInput{Address: m.in.Address, WorkflowID: m.wid}).Get(ctx, nil)
+		return workflow.ExecuteActivity(short(ctx, "lock-source: block the owner's logins"), a.LockSource, activities.LockInput{Address: m.in.Address, WorkflowID: m.wid}).Get(ctx, nil)
 	})
 }
 
@@ -27,7 +29,7 @@ func (m *migration) assignSlot(ctx workflow.Context) error {
 	return m.cancellable(ctx, func(ctx workflow.Context) error {
 		for {
 			var sl activities.SlotResult
-			err := workflow.ExecuteActivity(short(ctx), a.AssignSlot, activities.AssignInput{Address: m.in.Address, To: m.in.To,
+			err := workflow.ExecuteActivity(short(ctx, "assign-slot: claim a free account on "+m.in.To), a.AssignSlot, activities.AssignInput{Address: m.in.Address, To: m.in.To,
 				WorkflowID: m.wid, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &sl)
 			var ae *temporal.ApplicationError
 			if errors.As(err, &ae) && ae.Type() == activities.ErrTypeNoSlot {
@@ -50,33 +52,33 @@ func (m *migration) assignSlot(ctx workflow.Context) error {
 
 // copyMailbox copies every folder and message; a rollback request stops it.
 func (m *migration) copyMailbox(ctx workflow.Context) error {
-	return m.cancellable(ctx, func(ctx workflow.Context) error { return m.copy(ctx, false) })
+	return m.cancellable(ctx, func(ctx workflow.Context) error { return m.copy(ctx, false, "copy: every folder and message") })
 }
 
 // switchRouting is the point of no return: mail for the address goes to
 // the destination.
 func (m *migration) switchRouting(ctx workflow.Context) error {
 	var rr activities.RouteResult
-	return workflow.ExecuteActivity(short(ctx), a.SwitchRouting, activities.RouteInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &rr)
+	return workflow.ExecuteActivity(short(ctx, "switch-routing: deliver to "+m.in.To+" (point of no return)"), a.SwitchRouting, activities.RouteInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &rr)
 }
 
 // deltaSync copies what reached the source before the switch took effect.
 func (m *migration) deltaSync(ctx workflow.Context) error {
-	return m.copy(ctx, true)
+	return m.copy(ctx, true, "delta-sync: what arrived before the switch took effect")
 }
 
 // verify runs a last delta, then checks every source message is on the
 // destination.
 func (m *migration) verify(ctx workflow.Context) error {
-	if err := m.copy(ctx, true); err != nil {
+	if err := m.copy(ctx, true, "verify: final sync before the check"); err != nil {
 		return err
 	}
 	var v activities.VerifySummary
-	if err := workflow.ExecuteActivity(long(ctx), a.Verify, m.copyInput(true)).Get(ctx, &v); err != nil {
+	if err := workflow.ExecuteActivity(long(ctx, "verify: every source message on the destination"), a.Verify, m.copyInput(true)).Get(ctx, &v); err != nil {
 		return err
 	}
 	m.st.Verify = &v
-	m.st.Skips = append(m.st.Skips, v.OverLimit...)
+	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)
 	return nil
 }
 
@@ -87,7 +89,7 @@ func (m *migration) finishMigration(ctx workflow.Context) error {
 	if m.st.DNSPend && m.st.DNS != nil {
 		pending = m.st.DNS.Summary()
 	}
-	err := workflow.ExecuteActivity(short(ctx), a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
+	err := workflow.ExecuteActivity(short(ctx, "done: mark the source migrated, notice to the owner"), a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
 		Notice: !m.in.NoNotice, Locale: m.st.Preflight.Locale, DNSPending: pending}).Get(ctx, &fr)
 	if err == nil {
 		m.st.Notice = &fr
@@ -105,7 +107,7 @@ func (m *migration) cancellable(ctx workflow.Context, f func(workflow.Context) e
 
 func (m *migration) preflight(ctx workflow.Context) error {
 	var pf activities.PreflightResult
-	err := workflow.ExecuteActivity(long(ctx), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &pf)
+	err := workflow.ExecuteActivity(long(ctx, "preflight: check the account, measure the mailbox"), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &pf)
 	if err != nil {
 		return err
 	}
@@ -116,18 +118,28 @@ func (m *migration) preflight(ctx workflow.Context) error {
 func (m *migration) waitForSlot(ctx workflow.Context) error {
 	for m.st.Preflight.FreeSlots == 0 {
 		m.enter(ctx, StageWaitingForSlot)
-		ok, err := workflow.AwaitWithTimeout(ctx, m.set.slotRecheck, func() bool { return m.cancelled || m.rollback })
+		m.st.NextCheck = workflow.Now(ctx).Add(m.set.slotRecheck)
+		m.st.WaitingFor = fmt.Sprintf("a free account on %s with %s of quota; next check %s, or now with recheck",
+			m.in.To, human(m.st.Preflight.QuotaNeeded), m.st.NextCheck.UTC().Format("15:04:05 MST"))
+		m.details(ctx)
+		m.recheck = false
+		_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: m.set.slotRecheck,
+			TimerOptions: workflow.TimerOptions{Summary: "waiting-for-slot: next look for a free account on " + m.in.To}},
+			func() bool { return m.cancelled || m.rollback || m.recheck })
 		if err != nil {
 			return err
 		}
-		if ok {
+		if m.cancelled || m.rollback {
 			return errCancelledByOperator
 		}
 		var n int
-		if err := workflow.ExecuteActivity(short(ctx), a.FreeSlots, activities.SlotQuery{Service: m.in.To, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &n); err != nil {
+		if err := workflow.ExecuteActivity(short(ctx, "waiting-for-slot: count free accounts on "+m.in.To), a.FreeSlots, activities.SlotQuery{Service: m.in.To, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &n); err != nil {
 			return err
 		}
 		m.st.Preflight.FreeSlots = n
+		if n > 0 {
+			m.st.WaitingFor, m.st.NextCheck = "", time.Time{}
+		}
 		if n == 0 && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return m.continueAsNew(ctx)
 		}
@@ -152,9 +164,9 @@ func (m *migration) copyInput(delta bool) activities.CopyInput {
 
 // copy runs a full copy or a delta pass and records its checkpoints, so the
 // next pass starts where this one ended.
-func (m *migration) copy(ctx workflow.Context, delta bool) error {
+func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error {
 	var sum activities.CopySummary
-	if err := workflow.ExecuteActivity(long(ctx), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum); err != nil {
+	if err := workflow.ExecuteActivity(long(ctx, summary), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum); err != nil {
 		return err
 	}
 	m.st.Checkpts = sum.Checkpoints
@@ -172,14 +184,24 @@ func (m *migration) copy(ctx workflow.Context, delta bool) error {
 	return nil
 }
 
-// appendSkips keeps the list of skipped messages bounded in history; the
-// count stays exact in the copy summaries.
+// appendSkips keeps the list of skipped messages bounded in history and
+// lists each message once: a message refused by the copy is refused again
+// by every delta pass, and must not be reported once per pass. The count
+// stays exact in the copy summaries.
 func appendSkips(have, more []mailcopy.Skip) []mailcopy.Skip {
+	seen := make(map[string]bool, len(have))
+	key := func(s mailcopy.Skip) string { return fmt.Sprintf("%s\x00%d", s.Folder, s.UID) }
+	for _, s := range have {
+		seen[key(s)] = true
+	}
 	for _, s := range more {
 		if len(have) >= 200 {
 			break
 		}
-		have = append(have, s)
+		if k := key(s); !seen[k] {
+			seen[k] = true
+			have = append(have, s)
+		}
 	}
 	return have
 }
@@ -203,7 +225,7 @@ func (m *migration) waitDNS(ctx workflow.Context) error {
 		// A fresh value each check: decoding into the previous diagnostic
 		// would keep its problems in a later, successful one.
 		var diag *dnscheck.Diagnostic
-		if err := workflow.ExecuteActivity(short(ctx), a.CheckDNS, activities.DNSInput{Address: m.in.Address, To: m.in.To}).Get(ctx, &diag); err != nil {
+		if err := workflow.ExecuteActivity(short(ctx, fmt.Sprintf("dns-propagation: check %d", m.st.DNSChecks+1)), a.CheckDNS, activities.DNSInput{Address: m.in.Address, To: m.in.To}).Get(ctx, &diag); err != nil {
 			return err
 		}
 		m.st.DNS = diag
@@ -220,7 +242,7 @@ func (m *migration) waitDNS(ctx workflow.Context) error {
 		}
 		if m.st.DNSChecks%deltaEvery == 0 {
 			// Mail can still reach the old platform through stale caches.
-			if err := m.copy(ctx, true); err != nil {
+			if err := m.copy(ctx, true, "dns-propagation: delta sync (mail through stale caches)"); err != nil {
 				m.log.Warn("delta-sync during DNS wait failed; the next one retries", "error", err)
 			}
 		}
@@ -238,9 +260,16 @@ func (m *migration) waitDNS(ctx workflow.Context) error {
 		if rest := deadline.Sub(now); wait > rest {
 			wait = rest
 		}
-		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return m.skipDNS }); err != nil {
+		m.st.NextCheck = now.Add(wait)
+		m.st.WaitingFor = fmt.Sprintf("the domain's DNS records on every authoritative server (check %d, next %s; deadline %s; skip-dns ends the wait)",
+			m.st.DNSChecks, m.st.NextCheck.UTC().Format("15:04:05 MST"), deadline.UTC().Format("2006-01-02 15:04 MST"))
+		m.details(ctx)
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait,
+			TimerOptions: workflow.TimerOptions{Summary: fmt.Sprintf("dns-propagation: wait %v before check %d", wait, m.st.DNSChecks+1)}},
+			func() bool { return m.skipDNS }); err != nil {
 			return err
 		}
+		m.st.WaitingFor, m.st.NextCheck = "", time.Time{}
 		m.st.DNSWait = min(m.st.DNSWait*2, m.set.dnsMax)
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return m.continueAsNew(ctx)
