@@ -21,13 +21,14 @@ const (
 	TaskQueue    = "mailshift"
 	WorkflowName = "MigrateAccount"
 
-	UpdateConfirm  = "confirm"
-	UpdateCancel   = "cancel"
-	UpdateRetry    = "retry"
-	UpdateRollback = "rollback"
-	UpdateSkipDNS  = "skip-dns"
-	UpdateRecheck  = "recheck"
-	QueryProgress  = "progress"
+	UpdateConfirm        = "confirm"
+	UpdateCancel         = "cancel"
+	UpdateRetry          = "retry"
+	UpdateRollback       = "rollback"
+	UpdateSkipDNS        = "skip-dns"
+	UpdateRecheck        = "recheck"
+	UpdateApproveSkipped = "approve-skipped"
+	QueryProgress        = "progress"
 
 	workflowIDPrefix = "migrate:"
 )
@@ -111,6 +112,10 @@ type Input struct {
 	SlotRecheck string `json:"slotRecheck,omitempty"`
 	// NoNotice turns off the notice appended to the new INBOX.
 	NoNotice bool `json:"noNotice,omitempty"`
+	// MaxSkipped is how many messages the copy may skip (refused by the
+	// destination) before the migration stops ahead of the routing switch
+	// for an operator to approve them or fix the cause (default 0).
+	MaxSkipped int `json:"maxSkipped,omitempty"`
 	// IncludeFolders / ExcludeFolders are globs on folder paths ("a/b").
 	IncludeFolders []string `json:"includeFolders,omitempty"`
 	ExcludeFolders []string `json:"excludeFolders,omitempty"`
@@ -177,6 +182,9 @@ func (in *Input) validate() (settings, error) {
 	}
 	if s.slotRecheck, err = dur("slotRecheck", in.SlotRecheck, 5*time.Minute); err != nil {
 		return s, err
+	}
+	if in.MaxSkipped < 0 || in.MaxSkipped > limits.MaxSkipped {
+		return s, fmt.Errorf("input: \"maxSkipped\" = %d is out of range: between 0 and %d", in.MaxSkipped, limits.MaxSkipped)
 	}
 	if s.dnsMax < s.dnsInterval {
 		s.dnsMax = s.dnsInterval
@@ -247,6 +255,9 @@ type State struct {
 	// Failures are the stages that failed for good, latest last (at most
 	// maxFailures), kept after a retry succeeds.
 	Failures []Failure `json:"failures,omitempty"`
+	// SkipsApproved is how many skipped messages an operator approved with
+	// approve-skipped (the migration goes on without them).
+	SkipsApproved int `json:"skipsApproved,omitempty"`
 
 	Preflight *activities.PreflightResult    `json:"preflight,omitempty"`
 	Slot      *activities.SlotResult         `json:"slot,omitempty"`

@@ -324,10 +324,49 @@ func TestSkippedListedOnce(t *testing.T) {
 		return s, nil
 	})
 	h.defaults()
-	r := h.run(Input{AutoConfirm: true})
+	r := h.run(Input{AutoConfirm: true, MaxSkipped: 1})
 	if len(r.Skipped) != 1 {
 		t.Fatalf("skipped = %+v, want the one message once", r.Skipped)
 	}
+}
+
+// More skipped messages than allowed park the migration before the routing
+// switch, listing them; approve-skipped (recorded) lets it finish.
+func TestSkippedOverLimitNeedsApproval(t *testing.T) {
+	h := newHarness(t)
+	h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.CopySummary, error) {
+		s := &activities.CopySummary{Copied: 9, SkipCount: 1}
+		s.Skips = append(s.Skips, skipOf("INBOX", 42))
+		return s, nil
+	})
+	h.defaults()
+	var seen Progress
+	var ans *answer
+	h.env.RegisterDelayedCallback(func() {
+		seen = h.progress()
+		ans = h.update(UpdateApproveSkipped, "ana")
+	}, time.Hour)
+	r := h.run(Input{AutoConfirm: true})
+	if seen.Stage != StageNeedsAttention || seen.FailedStage != StageCopy || seen.ErrorType != ErrTypeSkippedOverLimit ||
+		!strings.Contains(seen.LastError, "INBOX UID 42") || !strings.Contains(strings.Join(seen.NextActions, ","), UpdateApproveSkipped) {
+		t.Fatalf("progress before approval = %+v", seen)
+	}
+	h.env.AssertActivityNotCalled(t, "SwitchRouting", mock.Anything, mock.Anything)
+	if ans.err != nil || r.Outcome != StageDone || len(r.Skipped) != 1 {
+		t.Fatalf("approve: %v; outcome %s, skipped %d", ans.err, r.Outcome, len(r.Skipped))
+	}
+	if !hasAction(r.Actions, UpdateApproveSkipped, "ana") {
+		t.Fatalf("approval not recorded: %+v", r.Actions)
+	}
+}
+
+func hasAction(acts []OperatorAction, action, by string) bool {
+	for _, a := range acts {
+		if a.Action == action && a.By == by {
+			return true
+		}
+	}
+	return false
 }
 
 func skipOf(folder string, uid uint32) mailcopy.Skip {

@@ -159,6 +159,9 @@ func (m *migration) run(ctx workflow.Context) (*Result, error) {
 			case UpdateSkipDNS:
 				m.st.DNSPend = true
 				m.st.Next++
+			case UpdateApproveSkipped:
+				m.st.LastError, m.st.ErrorType = "", ""
+				m.st.Next++
 			}
 		}
 		if m.st.Next < len(Stages) && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {

@@ -41,6 +41,11 @@ func (m *migration) registerUpdates(ctx workflow.Context) error {
 			}
 			return "rolling back: destination cleared, slot released, source unlocked"
 		}},
+		{UpdateApproveSkipped, m.canApproveSkipped, func(ActionInput) string {
+			m.st.SkipsApproved = m.skippedTotal()
+			m.action = UpdateApproveSkipped
+			return fmt.Sprintf("approved: the migration goes on without the %d skipped message(s); they stay listed in the report", m.st.SkipsApproved)
+		}},
 		{UpdateRecheck, m.canRecheck, func(ActionInput) string {
 			m.recheck = true
 			return "looking for a free account on " + m.in.To + " now"
@@ -148,6 +153,16 @@ func (m *migration) canSkipDNS() error {
 	return fmt.Errorf("refused: skip-dns is only possible during %s; the migration is at %s", StageDNS, m.describe())
 }
 
+func (m *migration) canApproveSkipped() error {
+	if m.st.Stage != StageNeedsAttention || m.st.ErrorType != ErrTypeSkippedOverLimit {
+		return fmt.Errorf("refused: approve-skipped is only possible when the copy skipped more messages than allowed; the migration is at %s", m.describe())
+	}
+	if m.action != "" {
+		return fmt.Errorf("refused: %s already requested", m.action)
+	}
+	return nil
+}
+
 func (m *migration) canRecheck() error {
 	if m.st.Stage != StageWaitingForSlot {
 		return fmt.Errorf("refused: recheck is only possible while waiting for a free slot; the migration is at %s", m.describe())
@@ -196,7 +211,7 @@ func (m *migration) progress() (Progress, error) {
 		name string
 		ok   func() error
 	}{{UpdateConfirm, m.canConfirm}, {UpdateCancel, m.canCancel}, {UpdateRetry, m.canRetry}, {UpdateRollback, m.canRollback},
-		{UpdateRecheck, m.canRecheck}, {UpdateSkipDNS, m.canSkipDNS}} {
+		{UpdateRecheck, m.canRecheck}, {UpdateSkipDNS, m.canSkipDNS}, {UpdateApproveSkipped, m.canApproveSkipped}} {
 		if c.ok() == nil {
 			p.NextActions = append(p.NextActions, c.name)
 		}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -51,8 +52,62 @@ func (m *migration) assignSlot(ctx workflow.Context) error {
 }
 
 // copyMailbox copies every folder and message; a rollback request stops it.
+// Messages the destination refused are items, not failures; more of them
+// than the input allows (and an operator approved) stop the migration here,
+// before the routing switch, listing them.
 func (m *migration) copyMailbox(ctx workflow.Context) error {
-	return m.cancellable(ctx, func(ctx workflow.Context) error { return m.copy(ctx, false, "copy: every folder and message") })
+	err := m.cancellable(ctx, func(ctx workflow.Context) error { return m.copy(ctx, false, "copy: every folder and message") })
+	if err != nil {
+		return err
+	}
+	// Versioned: a migration started before the limit existed goes on as
+	// it did, with its skipped messages in the report.
+	if workflow.GetVersion(ctx, "skip-limit", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	return m.checkSkipped()
+}
+
+// ErrTypeSkippedOverLimit parks a migration whose copy skipped more
+// messages than allowed; approve-skipped or retry moves it on.
+const ErrTypeSkippedOverLimit = "SkippedOverLimit"
+
+// skippedTotal is how many distinct messages the copy has skipped.
+func (m *migration) skippedTotal() int {
+	n := len(m.st.Skips)
+	if m.st.Copy != nil && m.st.Copy.SkipCount > n {
+		n = m.st.Copy.SkipCount
+	}
+	return n
+}
+
+func (m *migration) checkSkipped() error {
+	n := m.skippedTotal()
+	if n <= m.in.MaxSkipped || n <= m.st.SkipsApproved {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d message(s) could not be copied (allowed: %d", n, m.in.MaxSkipped)
+	if m.st.SkipsApproved > 0 {
+		fmt.Fprintf(&b, ", approved: %d", m.st.SkipsApproved)
+	}
+	b.WriteString("): ")
+	for i, s := range m.st.Skips {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more (starter report lists them)", n-5)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s UID %d (%s", s.Folder, s.UID, human(s.Size))
+		if s.MessageID != "" {
+			fmt.Fprintf(&b, ", %s", s.MessageID)
+		}
+		fmt.Fprintf(&b, "): %s", s.Reason)
+	}
+	b.WriteString(". Send approve-skipped to go on without them, or fix the cause and retry")
+	return temporal.NewNonRetryableApplicationError(b.String(), ErrTypeSkippedOverLimit, nil)
 }
 
 // switchRouting is the point of no return: mail for the address goes to

@@ -19,6 +19,7 @@ const (
 	Globs      = 100  // folder patterns per list
 	GlobLength = 500  // bytes per folder pattern
 	Duration   = 40   // a Go duration string
+	MaxSkipped = 1000000
 )
 
 // CheckPlanID checks a plan ID: 1 to PlanID bytes of letters, digits and
