@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mailshift/mailshift/internal/limits"
 )
 
 // ParseYAML reads a YAML plan:
@@ -25,16 +27,32 @@ import (
 // An account's own fields win over the file's defaults, which win over
 // the command line's. Problems carry the line of the account in the file.
 func ParseYAML(r io.Reader, def Defaults) ([]Row, []Problem, error) {
+	dec := yaml.NewDecoder(r)
 	var doc yaml.Node
-	if err := yaml.NewDecoder(r).Decode(&doc); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, nil, errors.New("plan is empty: want an \"accounts:\" list")
 		}
 		return nil, nil, fmt.Errorf("plan: %w", err)
 	}
+	// A second document would be silently ignored: its accounts never
+	// started although the file lists them.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		return nil, nil, fmt.Errorf("plan line %d: a second YAML document (after \"---\"); a plan is one document", max(next.Line, 1))
+	case !errors.Is(err, io.EOF):
+		return nil, nil, fmt.Errorf("plan: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil, errors.New("plan is empty: want an \"accounts:\" list")
+	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, nil, fmt.Errorf("plan line %d: want a mapping with \"accounts:\" (and optionally \"plan:\" and \"defaults:\")", root.Line)
+	}
+	if k := repeatedKey(root); k != nil {
+		return nil, nil, fmt.Errorf("plan line %d: key %q appears twice", k.Line, k.Value)
 	}
 	var accounts *yaml.Node
 	defaults := entry{fields: map[string]string{}, lists: map[string][]string{}}
@@ -45,6 +63,9 @@ func ParseYAML(r io.Reader, def Defaults) ([]Row, []Problem, error) {
 		case "plan":
 			if v.Kind != yaml.ScalarNode {
 				return nil, nil, fmt.Errorf("plan line %d: \"plan\" must be a name", v.Line)
+			}
+			if err := limits.CheckPlanID(v.Value); err != nil {
+				return nil, nil, fmt.Errorf("plan line %d: %w", v.Line, err)
 			}
 			def.Plan = v.Value
 		case "defaults":
@@ -97,9 +118,15 @@ func fieldsOf(n *yaml.Node, account bool) (entry, []Problem) {
 		return e, []Problem{{Line: n.Line, Reason: "want an address or a mapping of account fields (address, to, …)"}}
 	}
 	var problems []Problem
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		name := strings.ToLower(k.Value)
+		if prev, dup := seen[name]; dup {
+			problems = append(problems, Problem{Line: k.Line, Reason: fmt.Sprintf("field %q appears twice (first on line %d)", k.Value, prev)})
+			continue
+		}
+		seen[name] = k.Line
 		switch {
 		case !known[name]:
 			problems = append(problems, Problem{Line: k.Line, Reason: fmt.Sprintf("unknown field %q (known: %s)", k.Value, knownList)})
@@ -136,4 +163,17 @@ func fieldsOf(n *yaml.Node, account bool) (entry, []Problem) {
 		}
 	}
 	return e, problems
+}
+
+// repeatedKey returns the second occurrence of a key of a mapping, if any.
+func repeatedKey(n *yaml.Node) *yaml.Node {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if seen[k.Value] {
+			return k
+		}
+		seen[k.Value] = true
+	}
+	return nil
 }
