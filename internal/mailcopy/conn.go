@@ -74,11 +74,11 @@ func LoadCAs(file string) (*x509.CertPool, error) {
 }
 
 // String names the endpoint without its secret.
-func (e Endpoint) String() string {
-	if e.MasterUser != "" {
-		return fmt.Sprintf("%s@%s (via %s)", e.User, e.Addr, e.MasterUser)
+func (ep Endpoint) String() string {
+	if ep.MasterUser != "" {
+		return fmt.Sprintf("%s@%s (via %s)", ep.User, ep.Addr, ep.MasterUser)
 	}
-	return fmt.Sprintf("%s@%s", e.User, e.Addr)
+	return fmt.Sprintf("%s@%s", ep.User, ep.Addr)
 }
 
 // PermanentError is an error that retrying cannot fix: bad credentials, over
@@ -164,7 +164,24 @@ func connectError(ep Endpoint, err error) error {
 	if errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verify) {
 		return &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("connect %s: the server's TLS certificate is not trusted (%v): fix the certificate, or give the worker its CA (imapCAFile)", ep.Addr, err)}
 	}
+	// go-imap sends STARTTLS without looking for it in the capabilities;
+	// a server that does not announce it answers NO or BAD. A BYE (a full
+	// server) or a cut connection stays transient.
+	var ie *imap.Error
+	if ep.Security == SecurityStartTLS && errors.As(err, &ie) && (ie.Type == imap.StatusResponseTypeNo || ie.Type == imap.StatusResponseTypeBad) {
+		return startTLSRefused(ep, ie.Text)
+	}
 	return fmt.Errorf("connect %s: %w", ep.Addr, err)
+}
+
+// startTLSRefused is the error for a server that will not start TLS on a
+// connection configured for STARTTLS (it refuses the command, or does not
+// announce it). Retrying cannot give the server TLS, and going on in
+// plaintext would hand the password to whoever stripped STARTTLS, so it is
+// a permanent configuration error that says what to change. reply is the
+// server's answer.
+func startTLSRefused(ep Endpoint, reply string) error {
+	return &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("connect %s: the server refuses STARTTLS (%q): enable TLS on the server, or set the service's imapSecurity to tls (implicit TLS, usually port 993) or to plain (the worker then needs \"imapPlain\": true)", ep.Addr, reply)}
 }
 
 func dial(ctx context.Context, ep Endpoint) (*conn, error) {
