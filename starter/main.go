@@ -80,7 +80,7 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 				if err != nil {
 					return nil, err
 				}
-				opts.DataConverter = cd.DataConverter()
+				cd.Apply(&opts)
 			}
 			return client.Dial(opts)
 		}}

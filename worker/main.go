@@ -84,7 +84,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		copts.DataConverter = cd.DataConverter()
+		cd.Apply(&copts)
 		if cfg.CodecServerAddr != "" {
 			srv := &http.Server{Addr: cfg.CodecServerAddr, Handler: cd.Server(cfg.CodecToken, cfg.CodecUIOrigin), ReadHeaderTimeout: 10 * time.Second}
 			go func() {

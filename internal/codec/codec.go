@@ -1,13 +1,15 @@
 // Package codec encrypts Temporal payloads with AES-256-GCM, so workflow
-// inputs, results and heartbeats are unreadable in the server's database and
-// the UI without a key. Keys carry IDs: the first key encrypts, every key
-// decrypts, so keys rotate by putting a new one first.
+// inputs, results, heartbeats and failure messages are unreadable in the
+// server's database and the UI without a key. Keys carry IDs: the first key
+// encrypts, every key decrypts, so keys rotate by putting a new one first.
 package codec
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,7 +18,9 @@ import (
 	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -136,6 +140,22 @@ func (c *Codec) DataConverter() converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
+// FailureConverter moves failure messages and stack traces into an
+// encrypted payload: without it they stay in the history in clear text, and
+// an engine error quotes addresses, folder names and the servers' replies.
+// The history keeps only "Encoded failure" and the error's type.
+func (c *Codec) FailureConverter() converter.FailureConverter {
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter: c.DataConverter(), EncodeCommonAttributes: true})
+}
+
+// Apply makes a client (and the workers built on it) encrypt what it writes
+// to the history and decrypt what it reads: payloads and failures.
+func (c *Codec) Apply(opts *client.Options) {
+	opts.DataConverter = c.DataConverter()
+	opts.FailureConverter = c.FailureConverter()
+}
+
 // Server is the codec server the Temporal UI calls to show decoded
 // payloads: it answers only requests with the bearer token, and allows the
 // UI's origin.
@@ -152,10 +172,19 @@ func (c *Codec) Server(token, uiOrigin string) http.Handler {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
-		if token == "" || r.Header.Get("Authorization") != "Bearer "+token {
+		if !bearerOK(r.Header.Get("Authorization"), token) {
 			http.Error(w, "codec server: missing or wrong bearer token", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// bearerOK compares an Authorization header with the token in constant
+// time; hashing first hides the token's length too. An empty token never
+// matches: a codec server without one refuses everyone.
+func bearerOK(header, token string) bool {
+	got := sha256.Sum256([]byte(header))
+	want := sha256.Sum256([]byte("Bearer " + token))
+	return token != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
