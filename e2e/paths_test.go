@@ -36,11 +36,8 @@ type path struct {
 }
 
 type pathEnv struct {
-	c   client.Client
-	st  *devstack.Stack
-	env *cli.Env
-	// one mutex for the shared output buffer of env
-	mu      *sync.Mutex
+	c       client.Client
+	st      *devstack.Stack
 	address string
 }
 

@@ -190,6 +190,8 @@ func (in *Input) validate() (settings, error) {
 		s.dnsMax = s.dnsInterval
 	}
 	mo := mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}
+	// Validate ranges over the rename map, which an input never sets.
+	//workflowcheck:ignore
 	if err := mo.Validate(); err != nil {
 		return s, fmt.Errorf("input: %w", err)
 	}

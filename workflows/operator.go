@@ -225,28 +225,28 @@ func (m *migration) progress() (Progress, error) {
 func (m *migration) details(ctx workflow.Context) {
 	p, _ := m.progress()
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s → %s**", m.in.Address, m.in.To)
+	b.WriteString(fmt.Sprintf("**%s → %s**", m.in.Address, m.in.To))
 	if m.in.Plan != "" {
-		fmt.Fprintf(&b, " (plan %s)", m.in.Plan)
+		b.WriteString(fmt.Sprintf(" (plan %s)", m.in.Plan))
 	}
-	fmt.Fprintf(&b, "\n\nStage: **%s**", m.describe())
+	b.WriteString(fmt.Sprintf("\n\nStage: **%s**", m.describe()))
 	if p.MessagesTotal > 0 || p.MessagesDone > 0 {
-		fmt.Fprintf(&b, "\n\nMessages: %d of %d copied, %s of %s", p.MessagesDone, p.MessagesTotal, human(p.BytesDone), human(p.BytesTotal))
+		b.WriteString(fmt.Sprintf("\n\nMessages: %d of %d copied, %s of %s", p.MessagesDone, p.MessagesTotal, human(p.BytesDone), human(p.BytesTotal)))
 		if p.Skipped > 0 {
-			fmt.Fprintf(&b, "; %d skipped", p.Skipped)
+			b.WriteString(fmt.Sprintf("; %d skipped", p.Skipped))
 		}
 	}
 	if p.WaitingFor != "" {
-		fmt.Fprintf(&b, "\n\nWaiting for %s", p.WaitingFor)
+		b.WriteString(fmt.Sprintf("\n\nWaiting for %s", p.WaitingFor))
 	}
 	if m.st.Stage == StageNeedsAttention {
-		fmt.Fprintf(&b, "\n\nFailed: %s", m.st.LastError)
+		b.WriteString(fmt.Sprintf("\n\nFailed: %s", m.st.LastError))
 		if m.st.ErrorType != "" {
-			fmt.Fprintf(&b, " (%s)", m.st.ErrorType)
+			b.WriteString(fmt.Sprintf(" (%s)", m.st.ErrorType))
 		}
 	}
 	if len(p.NextActions) > 0 {
-		fmt.Fprintf(&b, "\n\nNext: send the update %s", strings.Join(p.NextActions, ", "))
+		b.WriteString(fmt.Sprintf("\n\nNext: send the update %s", strings.Join(p.NextActions, ", ")))
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
 }

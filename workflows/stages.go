@@ -87,24 +87,24 @@ func (m *migration) checkSkipped() error {
 		return nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d message(s) could not be copied (allowed: %d", n, m.in.MaxSkipped)
+	b.WriteString(fmt.Sprintf("%d message(s) could not be copied (allowed: %d", n, m.in.MaxSkipped))
 	if m.st.SkipsApproved > 0 {
-		fmt.Fprintf(&b, ", approved: %d", m.st.SkipsApproved)
+		b.WriteString(fmt.Sprintf(", approved: %d", m.st.SkipsApproved))
 	}
 	b.WriteString("): ")
 	for i, s := range m.st.Skips {
 		if i == 5 {
-			fmt.Fprintf(&b, "; and %d more (starter report lists them)", n-5)
+			b.WriteString(fmt.Sprintf("; and %d more (starter report lists them)", n-5))
 			break
 		}
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s UID %d (%s", s.Folder, s.UID, human(s.Size))
+		b.WriteString(fmt.Sprintf("%s UID %d (%s", s.Folder, s.UID, human(s.Size)))
 		if s.MessageID != "" {
-			fmt.Fprintf(&b, ", %s", s.MessageID)
+			b.WriteString(fmt.Sprintf(", %s", s.MessageID))
 		}
-		fmt.Fprintf(&b, "): %s", s.Reason)
+		b.WriteString(fmt.Sprintf("): %s", s.Reason))
 	}
 	b.WriteString(". Send approve-skipped to go on without them, or fix the cause and retry")
 	return temporal.NewNonRetryableApplicationError(b.String(), ErrTypeSkippedOverLimit, nil)
