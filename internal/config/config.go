@@ -39,7 +39,10 @@ type Config struct {
 	MasterPasswordFile string `json:"masterPasswordFile"`
 	MasterPassword     string `json:"-"`
 
-	IMAPPlain              bool `json:"imapPlain"`
+	// IMAPPlain allows services whose imapSecurity is plain: the master
+	// password then crosses the network in clear, so it is off unless set.
+	IMAPPlain bool `json:"imapPlain"`
+	// IMAPInsecureSkipVerify turns off certificate checks (lab use only).
 	IMAPInsecureSkipVerify bool `json:"imapInsecureSkipVerify"`
 	// IMAPCAFile adds a PEM bundle of authorities (an internal CA) to the
 	// system's for the IMAP servers' certificates.
