@@ -28,6 +28,8 @@ const (
 	UpdateSkipDNS        = "skip-dns"
 	UpdateRecheck        = "recheck"
 	UpdateApproveSkipped = "approve-skipped"
+	UpdateCutoverNow     = "cutover-now"
+	UpdateSetWindow      = "set-window"
 	QueryProgress        = "progress"
 
 	workflowIDPrefix = "migrate:"
@@ -54,14 +56,22 @@ func AddressOf(workflowID string) (string, bool) {
 // Stage is a step of the migration.
 type Stage string
 
-// The stages, in order, and the two terminal outcomes besides done.
+// The stages, and the terminal outcomes besides done.
 const (
 	StagePreflight      Stage = "preflight"
 	StageWaitingForSlot Stage = "waiting-for-slot"
 	StageAwaitConfirm   Stage = "awaiting-confirmation"
-	StageLockSource     Stage = "lock-source"
 	StageAssignSlot     Stage = "assign-slot"
-	StageCopy           Stage = "copy"
+	// StageCopy copies every folder and message while the owner still
+	// works (source unlocked, the migrator read-only), in passes until what
+	// is left is small. It keeps the name "copy" that dashboards, metrics
+	// and saved views already use.
+	StageCopy Stage = "copy"
+	// StageWaitWindow waits for the cutover window.
+	StageWaitWindow Stage = "waiting-for-window"
+	StageLockSource Stage = "lock-source"
+	// StageFinalDelta copies, under the lock, what changed since the copy.
+	StageFinalDelta     Stage = "final-delta"
 	StageSwitchRouting  Stage = "switch-routing"
 	StageDeltaSync      Stage = "delta-sync"
 	StageDNS            Stage = "dns-propagation"
@@ -75,12 +85,32 @@ const (
 	StageRefused Stage = "refused"
 )
 
-// Stages is the order in which a migration runs.
-var Stages = []Stage{StagePreflight, StageWaitingForSlot, StageAwaitConfirm, StageLockSource, StageAssignSlot,
+// Stages is the order in which a migration runs: the copy happens before
+// the lock, so the owner's lockout (lock-source to switch-routing) holds
+// only the final delta and does not grow with the mailbox.
+var Stages = []Stage{StagePreflight, StageWaitingForSlot, StageAwaitConfirm, StageAssignSlot, StageCopy, StageWaitWindow,
+	StageLockSource, StageFinalDelta, StageSwitchRouting, StageDeltaSync, StageDNS, StageVerify, StageDone}
+
+// legacyStages is the order of migrations started before the pre-copy
+// (State.Order 0): lock, then copy. They finish in that order.
+var legacyStages = []Stage{StagePreflight, StageWaitingForSlot, StageAwaitConfirm, StageLockSource, StageAssignSlot,
 	StageCopy, StageSwitchRouting, StageDeltaSync, StageDNS, StageVerify, StageDone}
 
-func stageIndex(s Stage) int {
-	for i, x := range Stages {
+// Orders of stages a State can follow.
+const (
+	orderLegacy  = 0
+	orderPreCopy = 1
+)
+
+func stagesOf(order int) []Stage {
+	if order == orderPreCopy {
+		return Stages
+	}
+	return legacyStages
+}
+
+func indexIn(stages []Stage, s Stage) int {
+	for i, x := range stages {
 		if x == s {
 			return i
 		}
@@ -112,6 +142,14 @@ type Input struct {
 	SlotRecheck string `json:"slotRecheck,omitempty"`
 	// NoNotice turns off the notice appended to the new INBOX.
 	NoNotice bool `json:"noNotice,omitempty"`
+	// CutoverWindow is the daily window in which the source is locked and
+	// the routing switched: "22:00-06:00 Europe/Paris" (start-end, 24 h
+	// clock, an IANA time zone; an end before the start runs past
+	// midnight). Empty: as soon as the copy is done.
+	CutoverWindow string `json:"cutoverWindow,omitempty"`
+	// CutoverAfter is the earliest cutover (RFC 3339, e.g.
+	// "2026-12-05T22:00:00+01:00"); with a window, the first window after it.
+	CutoverAfter string `json:"cutoverAfter,omitempty"`
 	// MaxSkipped is how many messages the copy may skip (refused by the
 	// destination) before the migration stops ahead of the routing switch
 	// for an operator to approve them or fix the cause (default 0).
@@ -132,6 +170,8 @@ type Input struct {
 // settings are the validated, defaulted durations of an Input.
 type settings struct {
 	dnsDeadline, dnsInterval, dnsMax, slotRecheck time.Duration
+	window                                        *Window
+	after                                         time.Time
 }
 
 // Validate checks an input and returns its settings; the error names the
@@ -182,6 +222,17 @@ func (in *Input) validate() (settings, error) {
 	}
 	if s.slotRecheck, err = dur("slotRecheck", in.SlotRecheck, 5*time.Minute); err != nil {
 		return s, err
+	}
+	if s.window, err = ParseWindow(in.CutoverWindow); err != nil {
+		return s, fmt.Errorf("input: \"cutoverWindow\": %w", err)
+	}
+	if in.CutoverAfter != "" {
+		if len(in.CutoverAfter) > limits.Duration {
+			return s, fmt.Errorf("input: \"cutoverAfter\" is too long")
+		}
+		if s.after, err = time.Parse(time.RFC3339, in.CutoverAfter); err != nil {
+			return s, fmt.Errorf("input: \"cutoverAfter\" = %q is not an RFC 3339 time like \"2026-12-05T22:00:00+01:00\"", in.CutoverAfter)
+		}
 	}
 	if in.MaxSkipped < 0 || in.MaxSkipped > limits.MaxSkipped {
 		return s, fmt.Errorf("input: \"maxSkipped\" = %d is out of range: between 0 and %d", in.MaxSkipped, limits.MaxSkipped)
@@ -240,6 +291,9 @@ func DomainOf(addr string) string {
 
 // State is the workflow's state, carried across continue-as-new.
 type State struct {
+	// Order says which list of stages Next indexes (orderLegacy for
+	// migrations started before the pre-copy).
+	Order       int    `json:"order,omitempty"`
 	Stage       Stage  `json:"stage"`
 	Next        int    `json:"next"`
 	FailedStage Stage  `json:"failedStage,omitempty"`
@@ -260,6 +314,17 @@ type State struct {
 	// SkipsApproved is how many skipped messages an operator approved with
 	// approve-skipped (the migration goes on without them).
 	SkipsApproved int `json:"skipsApproved,omitempty"`
+	// CopyPasses counts the copy's passes (the first full, then deltas
+	// while the owner works); LastPass is when the last one ended.
+	CopyPasses int       `json:"copyPasses,omitempty"`
+	LastPass   time.Time `json:"lastPass,omitempty"`
+	// CutoverNow is set by the cutover-now update; Window is the window in
+	// force (the input's, or one an operator set with set-window).
+	CutoverNow bool   `json:"cutoverNow,omitempty"`
+	Window     string `json:"window,omitempty"`
+	// LockedAt and RoutedAt bound the owner's lockout.
+	LockedAt time.Time `json:"lockedAt,omitempty"`
+	RoutedAt time.Time `json:"routedAt,omitempty"`
 
 	Preflight *activities.PreflightResult    `json:"preflight,omitempty"`
 	Slot      *activities.SlotResult         `json:"slot,omitempty"`
@@ -286,10 +351,14 @@ type State struct {
 // workflow: a stage index out of range, or a stage past preflight without
 // the preflight's result it depends on.
 func (st *State) check() error {
-	if st.Next < 0 || st.Next > len(Stages) {
+	stages := stagesOf(st.Order)
+	if st.Order != orderLegacy && st.Order != orderPreCopy {
+		return fmt.Errorf("unknown stage order %d", st.Order)
+	}
+	if st.Next < 0 || st.Next > len(stages) {
 		return fmt.Errorf("next stage %d is out of range", st.Next)
 	}
-	if st.Next > stageIndex(StagePreflight) && st.Preflight == nil {
+	if st.Next > indexIn(stages, StagePreflight) && st.Preflight == nil {
 		return fmt.Errorf("stage %d follows preflight, but there is no preflight result", st.Next)
 	}
 	return nil
@@ -321,24 +390,26 @@ type OperatorAction struct {
 
 // Result is a finished migration.
 type Result struct {
-	Address     string               `json:"address"`
-	To          string               `json:"to"`
-	Plan        string               `json:"plan,omitempty"`
-	Outcome     Stage                `json:"outcome"`
-	ConfirmedBy string               `json:"confirmedBy,omitempty"`
-	Folders     int                  `json:"folders"`
-	Copied      int                  `json:"copied"`
-	Present     int                  `json:"present"`
-	Bytes       int64                `json:"bytes"`
-	DeltaCopied int                  `json:"deltaCopied"`
-	Skipped     []mailcopy.Skip      `json:"skipped,omitempty"`
-	Verified    int                  `json:"verified"`
-	DNSPending  bool                 `json:"dnsPending"`
-	DNS         *dnscheck.Diagnostic `json:"dns,omitempty"`
-	Stages      []StageEvent         `json:"stages"`
-	Actions     []OperatorAction     `json:"actions,omitempty"`
-	Started     time.Time            `json:"started"`
-	Finished    time.Time            `json:"finished"`
+	Address     string          `json:"address"`
+	To          string          `json:"to"`
+	Plan        string          `json:"plan,omitempty"`
+	Outcome     Stage           `json:"outcome"`
+	ConfirmedBy string          `json:"confirmedBy,omitempty"`
+	Folders     int             `json:"folders"`
+	Copied      int             `json:"copied"`
+	Present     int             `json:"present"`
+	Bytes       int64           `json:"bytes"`
+	DeltaCopied int             `json:"deltaCopied"`
+	Skipped     []mailcopy.Skip `json:"skipped,omitempty"`
+	Verified    int             `json:"verified"`
+	// LockoutSeconds is how long the owner could not log in.
+	LockoutSeconds float64              `json:"lockoutSeconds,omitempty"`
+	DNSPending     bool                 `json:"dnsPending"`
+	DNS            *dnscheck.Diagnostic `json:"dns,omitempty"`
+	Stages         []StageEvent         `json:"stages"`
+	Actions        []OperatorAction     `json:"actions,omitempty"`
+	Started        time.Time            `json:"started"`
+	Finished       time.Time            `json:"finished"`
 }
 
 // ActionInput is the argument of every operator update.
@@ -348,6 +419,9 @@ type ActionInput struct {
 	By string `json:"by,omitempty"`
 	// Reason says why; at most limits.Reason bytes.
 	Reason string `json:"reason,omitempty"`
+	// Window is the new cutover window of set-window ("" clears it: cut
+	// over as soon as the copy is done).
+	Window string `json:"window,omitempty"`
 
 	// problem is what strict decoding found wrong (see decode.go).
 	problem string
@@ -364,6 +438,9 @@ func (in ActionInput) check() error {
 	if err := limits.Text("reason", in.Reason, limits.Reason); err != nil {
 		return fmt.Errorf("refused: %w", err)
 	}
+	if _, err := ParseWindow(in.Window); err != nil {
+		return fmt.Errorf("refused: \"window\": %w", err)
+	}
 	return nil
 }
 
@@ -375,31 +452,34 @@ type ActionResult struct {
 
 // Progress answers the progress query.
 type Progress struct {
-	Address       string    `json:"address"`
-	To            string    `json:"to"`
-	Plan          string    `json:"plan,omitempty"`
-	Stage         Stage     `json:"stage"`
-	FailedStage   Stage     `json:"failedStage,omitempty"`
-	LastError     string    `json:"lastError,omitempty"`
-	ErrorType     string    `json:"errorType,omitempty"`
-	NextActions   []string  `json:"nextActions,omitempty"`
-	WaitingFor    string    `json:"waitingFor,omitempty"`
-	NextCheck     time.Time `json:"nextCheck,omitempty"`
-	Failures      []Failure `json:"failures,omitempty"`
-	ConfirmedBy   string    `json:"confirmedBy,omitempty"`
-	FoldersDone   int       `json:"foldersDone"`
-	FoldersTotal  int       `json:"foldersTotal"`
-	MessagesDone  int       `json:"messagesCopied"`
-	MessagesTotal int       `json:"messagesTotal"`
-	BytesDone     int64     `json:"bytesCopied"`
-	BytesTotal    int64     `json:"bytesTotal"`
-	Skipped       int       `json:"skipped"`
-	DeltaSyncs    int       `json:"deltaSyncs"`
-	DNSChecks     int       `json:"dnsChecks"`
-	DNS           string    `json:"dns,omitempty"`
-	DNSPending    bool      `json:"dnsPending"`
-	Started       time.Time `json:"started"`
-	Updated       time.Time `json:"updated"`
+	Address     string   `json:"address"`
+	To          string   `json:"to"`
+	Plan        string   `json:"plan,omitempty"`
+	Stage       Stage    `json:"stage"`
+	FailedStage Stage    `json:"failedStage,omitempty"`
+	LastError   string   `json:"lastError,omitempty"`
+	ErrorType   string   `json:"errorType,omitempty"`
+	NextActions []string `json:"nextActions,omitempty"`
+	WaitingFor  string   `json:"waitingFor,omitempty"`
+	// LockoutSeconds is how long the owner could not log in (lock to
+	// routing switch; so far, while it lasts).
+	LockoutSeconds float64   `json:"lockoutSeconds,omitempty"`
+	NextCheck      time.Time `json:"nextCheck,omitempty"`
+	Failures       []Failure `json:"failures,omitempty"`
+	ConfirmedBy    string    `json:"confirmedBy,omitempty"`
+	FoldersDone    int       `json:"foldersDone"`
+	FoldersTotal   int       `json:"foldersTotal"`
+	MessagesDone   int       `json:"messagesCopied"`
+	MessagesTotal  int       `json:"messagesTotal"`
+	BytesDone      int64     `json:"bytesCopied"`
+	BytesTotal     int64     `json:"bytesTotal"`
+	Skipped        int       `json:"skipped"`
+	DeltaSyncs     int       `json:"deltaSyncs"`
+	DNSChecks      int       `json:"dnsChecks"`
+	DNS            string    `json:"dns,omitempty"`
+	DNSPending     bool      `json:"dnsPending"`
+	Started        time.Time `json:"started"`
+	Updated        time.Time `json:"updated"`
 }
 
 // ValidateInput checks an input the way the workflow's first step does, so

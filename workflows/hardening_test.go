@@ -210,17 +210,24 @@ func TestTemporalCancel(t *testing.T) {
 		rollback bool
 	}{
 		{"awaiting confirmation", StageAwaitConfirm, StageCancelled, false},
-		{"during copy", StageCopy, StageRolledBack, true},
+		// The copy runs before the lock: cancelled, with the copy cleared.
+		{"during copy", StageCopy, StageCancelled, true},
+		// The final delta runs under the lock: rolled back.
+		{"during final delta", StageFinalDelta, StageRolledBack, true},
 		{"during DNS wait", StageDNS, StageDone, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			if tc.at == StageCopy {
+			if tc.at == StageCopy || tc.at == StageFinalDelta {
+				calls := 0
 				h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.CopyInput) (*activities.CopySummary, error) {
-					h.env.CancelWorkflow()
+					// Pass 1 is the copy, the next call the final delta.
+					if calls++; (calls == 1) == (tc.at == StageCopy) {
+						h.env.CancelWorkflow()
+					}
 					return &activities.CopySummary{Copied: 10}, nil
-				}).Once()
+				})
 			}
 			if tc.at == StageDNS {
 				n := 0
@@ -265,28 +272,22 @@ func TestTemporalCancel(t *testing.T) {
 	}
 }
 
-// A slot taken since preflight is waited for inside assign-slot, with the
-// source already locked: cancel is refused there, and rollback unlocks.
-func TestCancelRefusedWhileLockedWaitingForSlot(t *testing.T) {
+// A slot taken since preflight is waited for inside assign-slot, before
+// the source is locked: cancel is accepted there, and never locks it.
+func TestCancelWhileWaitingForSlotInAssign(t *testing.T) {
 	h := newHarness(t)
-	claims := 0
 	h.env.OnActivity(a.AssignSlot, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.AssignInput) (*activities.SlotResult, error) {
-		claims++
 		return nil, temporal.NewNonRetryableApplicationError("no slot", activities.ErrTypeNoSlot, nil)
 	})
 	h.env.OnActivity(a.FreeSlots, mock.Anything, mock.Anything).Return(0, nil)
 	h.defaults()
-	var cancel, rb *answer
+	var cancel *answer
 	h.env.RegisterDelayedCallback(func() { cancel = h.update(UpdateCancel, "ana") }, time.Minute)
-	h.env.RegisterDelayedCallback(func() { rb = h.update(UpdateRollback, "ana") }, 2*time.Minute)
 	r := h.run(Input{AutoConfirm: true, SlotRecheck: "10m"})
-	if cancel.err == nil || !strings.Contains(cancel.err.Error(), "already locked") {
-		t.Fatalf("cancel while locked: err = %v, want refused", cancel.err)
+	if cancel.err != nil || r.Outcome != StageCancelled {
+		t.Fatalf("cancel while waiting for a slot: %v, outcome %s; want cancelled", cancel.err, r.Outcome)
 	}
-	if rb.err != nil || r.Outcome != StageRolledBack {
-		t.Fatalf("rollback: %v, outcome %s; want rolled-back", rb.err, r.Outcome)
-	}
-	h.env.AssertActivityCalled(t, "Rollback", mock.Anything, mock.Anything)
+	h.env.AssertActivityNotCalled(t, "LockSource", mock.Anything, mock.Anything)
 }
 
 // recheck looks for a free slot at once instead of at the next recheck;

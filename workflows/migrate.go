@@ -33,11 +33,17 @@ func MigrateAccount(ctx workflow.Context, in Input) (*Result, error) {
 }
 
 type migration struct {
-	in  Input
-	set settings
-	st  State
-	log log.Logger
-	wid string
+	in     Input
+	set    settings
+	st     State
+	log    log.Logger
+	wid    string
+	stages []Stage // the order this migration follows (State.Order)
+
+	// lastCopied is what the last copy pass copied.
+	lastCopied int
+	// windowMoved wakes the wait for the window after set-window.
+	windowMoved bool
 
 	// Operator requests, set by update handlers and consumed by run.
 	confirmed bool
@@ -88,8 +94,14 @@ func (m *migration) setup(ctx workflow.Context) error {
 		m.confirmed = m.st.ConfirmedBy != ""
 	} else {
 		now := workflow.Now(ctx)
-		m.st = State{Started: now, Updated: now, Checkpts: nil}
+		m.st = State{Started: now, Updated: now, Window: m.in.CutoverWindow}
+		// Versioned: migrations started before the pre-copy keep the
+		// legacy order (lock, then copy) through every continue-as-new.
+		if workflow.GetVersion(ctx, "pre-copy", workflow.DefaultVersion, 1) == 1 {
+			m.st.Order = orderPreCopy
+		}
 	}
+	m.stages = stagesOf(m.st.Order)
 	m.log = log.With(m.log, "account", m.in.Address, "plan", m.in.Plan)
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		SAPlan.ValueSet(m.in.Plan), SADomain.ValueSet(DomainOf(m.in.Address))); err != nil {
@@ -115,8 +127,8 @@ func (m *migration) run(ctx workflow.Context) (*Result, error) {
 		ctx.Done().Receive(gctx, nil)
 		m.temporalCancel(gctx)
 	})
-	for m.st.Next < len(Stages) {
-		stage := Stages[m.st.Next]
+	for m.st.Next < len(m.stages) {
+		stage := m.stages[m.st.Next]
 		if m.skip(stage) {
 			m.st.Next++
 			continue
@@ -126,17 +138,21 @@ func (m *migration) run(ctx workflow.Context) (*Result, error) {
 		if workflow.IsContinueAsNewError(err) {
 			return nil, err
 		}
-		if (m.rollback || m.cancelled) && stageIndex(stage) < stageIndex(StageSwitchRouting) {
-			// Asked to stop before the point of no return: whatever this
-			// stage did is undone (from lock-source on, the source may be
-			// locked and a slot claimed).
-			if stageIndex(stage) >= stageIndex(StageLockSource) {
-				return m.doRollback(wctx)
+		if (m.rollback || m.cancelled) && m.index(stage) < m.index(StageSwitchRouting) {
+			// Asked to stop before the point of no return: whatever was done
+			// is undone (the source unlocked, the copy cleared, the slot
+			// released); a cancel that undid something still ends cancelled.
+			outcome := StageRolledBack
+			if m.cancelled && !m.rollback {
+				outcome = StageCancelled
+			}
+			if m.touched(stage) {
+				return m.doRollback(wctx, outcome)
 			}
 			if errors.Is(err, errCancelledByOperator) || m.cancelled {
 				return m.finish(wctx, StageCancelled)
 			}
-			return m.doRollback(wctx)
+			return m.doRollback(wctx, StageRolledBack)
 		}
 		switch {
 		case err == nil:
@@ -153,8 +169,11 @@ func (m *migration) run(ctx workflow.Context) (*Result, error) {
 			}
 			switch next {
 			case UpdateRollback:
-				return m.doRollback(wctx)
+				return m.doRollback(wctx, StageRolledBack)
 			case UpdateCancel:
+				if m.touched(stage) {
+					return m.doRollback(wctx, StageCancelled)
+				}
 				return m.finish(wctx, StageCancelled)
 			case UpdateSkipDNS:
 				m.st.DNSPend = true
@@ -164,11 +183,22 @@ func (m *migration) run(ctx workflow.Context) (*Result, error) {
 				m.st.Next++
 			}
 		}
-		if m.st.Next < len(Stages) && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if m.st.Next < len(m.stages) && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return nil, m.continueAsNew(wctx)
 		}
 	}
 	return m.finish(wctx, StageDone)
+}
+
+// index is the position of s in this migration's order (-1: not in it).
+func (m *migration) index(s Stage) int {
+	return indexIn(m.stages, s)
+}
+
+// touched reports whether stage (or one before it) changed something that
+// a stop must undo: a slot claimed, mail copied, the source locked.
+func (m *migration) touched(stage Stage) bool {
+	return m.index(stage) >= min(m.index(StageAssignSlot), m.index(StageLockSource))
 }
 
 // ActionTemporalCancel is recorded in the operator actions when the
@@ -186,11 +216,14 @@ func (m *migration) temporalCancel(ctx workflow.Context) {
 	act := OperatorAction{Action: ActionTemporalCancel, By: "Temporal cancellation request", At: workflow.Now(ctx)}
 	switch {
 	case m.before(StageLockSource):
-		act.Reason = "before the source was locked: the migration is cancelled, nothing was changed"
+		act.Reason = "before the source was locked: the migration is cancelled (a copy already made is cleared and its slot released)"
 		if m.st.Stage == StageNeedsAttention {
 			m.action = UpdateCancel
 		} else {
 			m.cancelled = true
+			if m.cancelStage != nil {
+				m.cancelStage()
+			}
 		}
 	case m.before(StageSwitchRouting):
 		act.Reason = "before the routing switch: the migration rolls back (source unlocked, slot released)"
@@ -212,6 +245,9 @@ func (m *migration) temporalCancel(ctx workflow.Context) {
 // skip reports stages that have nothing to do for this migration.
 func (m *migration) skip(s Stage) bool {
 	switch s {
+	case StageWaitWindow:
+		// No window and no earliest time: cut over right after the copy.
+		return m.st.Window == "" && m.set.after.IsZero()
 	case StageWaitingForSlot:
 		return m.st.Preflight != nil && m.st.Preflight.FreeSlots > 0
 	case StageAwaitConfirm:
@@ -286,6 +322,8 @@ func (m *migration) observe(ctx workflow.Context, next Stage, now time.Time) {
 // exec runs one stage: a named method each, so run reads as the script.
 func (m *migration) exec(ctx workflow.Context, s Stage) error {
 	stages := map[Stage]func(workflow.Context) error{
+		StageWaitWindow:     m.waitWindow,
+		StageFinalDelta:     m.finalDelta,
 		StagePreflight:      m.preflight,
 		StageWaitingForSlot: m.waitForSlot,
 		StageAwaitConfirm:   m.awaitConfirm,
@@ -351,7 +389,10 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 	return act, nil
 }
 
-func (m *migration) doRollback(ctx workflow.Context) (*Result, error) {
+// doRollback undoes what the migration did before the routing switch and
+// ends with outcome (rolled-back, or cancelled for a cancel that had a
+// copy to clear).
+func (m *migration) doRollback(ctx workflow.Context, outcome Stage) (*Result, error) {
 	// A fresh context: the stage's may have been cancelled.
 	rctx, _ := workflow.NewDisconnectedContext(ctx)
 	err := workflow.ExecuteActivity(long(rctx, "rollback: unlock the source, release the slot"), a.Rollback, activities.RollbackInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(rctx, nil)
@@ -363,11 +404,11 @@ func (m *migration) doRollback(ctx workflow.Context) (*Result, error) {
 			return nil, werr
 		}
 		if act == UpdateRollback || act == UpdateRetry {
-			return m.doRollback(ctx)
+			return m.doRollback(ctx, outcome)
 		}
 		return m.finish(ctx, StageCancelled)
 	}
-	return m.finish(ctx, StageRolledBack)
+	return m.finish(ctx, outcome)
 }
 
 func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error) {
@@ -385,6 +426,7 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 	if m.st.Verify != nil {
 		r.Verified = m.st.Verify.Checked
 	}
+	r.LockoutSeconds = m.lockout()
 	return r, nil
 }
 

@@ -155,7 +155,7 @@ func TestHappyPathAutoConfirm(t *testing.T) {
 	if r.ConfirmedBy != "auto-confirm (plan wave-1)" {
 		t.Fatalf("ConfirmedBy = %q", r.ConfirmedBy)
 	}
-	want := []string{"preflight", "lock-source", "assign-slot", "copy", "switch-routing", "delta-sync", "dns-propagation", "verify", "done"}
+	want := []string{"preflight", "assign-slot", "copy", "lock-source", "final-delta", "switch-routing", "delta-sync", "dns-propagation", "verify", "done"}
 	if got := strings.Join(h.stages, ","); got != strings.Join(want, ",") {
 		t.Fatalf("stages upserted = %s, want %s", got, strings.Join(want, ","))
 	}

@@ -24,7 +24,25 @@ func (m *migration) registerUpdates(ctx workflow.Context) error {
 		}},
 		{UpdateCancel, m.canCancel, func(ActionInput) string {
 			m.cancelled = true
+			if m.cancelStage != nil {
+				m.cancelStage()
+			}
+			if m.st.Slot != nil || !m.before(StageAssignSlot) {
+				return "cancelled: the copy is cleared from the destination and the slot released; the source was never locked"
+			}
 			return "cancelled: nothing was changed"
+		}},
+		{UpdateCutoverNow, m.canCutoverNow, func(ActionInput) string {
+			m.st.CutoverNow = true
+			return "cutting over now: the source is locked after the current copy pass, the final delta runs and the routing switches"
+		}},
+		{UpdateSetWindow, m.canSetWindow, func(in ActionInput) string {
+			m.st.Window = in.Window
+			m.windowMoved = true
+			if in.Window == "" {
+				return "window cleared: the cutover follows the copy"
+			}
+			return "cutover window set to " + in.Window
 		}},
 		{UpdateRetry, m.canRetry, func(ActionInput) string {
 			m.action = UpdateRetry
@@ -72,6 +90,9 @@ func (m *migration) registerUpdates(ctx workflow.Context) error {
 				if err := in.check(); err != nil {
 					return err
 				}
+				if in.Window != "" && c.name != UpdateSetWindow {
+					return fmt.Errorf("refused: \"window\" belongs to %s only", UpdateSetWindow)
+				}
 				return c.validate()
 			}},
 		)
@@ -94,7 +115,7 @@ func operator(in ActionInput) string {
 // preflight, waited for inside assign-slot with the source locked) counts as
 // that later stage.
 func (m *migration) before(s Stage) bool {
-	return m.st.Next < stageIndex(s)
+	return m.st.Next < m.index(s)
 }
 
 func (m *migration) canConfirm() error {
@@ -163,6 +184,29 @@ func (m *migration) canApproveSkipped() error {
 	return nil
 }
 
+func (m *migration) canCutoverNow() error {
+	if m.st.Order == orderLegacy {
+		return fmt.Errorf("refused: this migration was started before cutover windows existed; it cuts over right after its copy")
+	}
+	if m.st.Stage != StageCopy && m.st.Stage != StageWaitWindow {
+		return fmt.Errorf("refused: cutover-now is only possible during the copy or while waiting for the window; the migration is at %s", m.describe())
+	}
+	if m.st.CutoverNow {
+		return fmt.Errorf("refused: cutover-now already requested")
+	}
+	return nil
+}
+
+func (m *migration) canSetWindow() error {
+	if m.st.Order == orderLegacy {
+		return fmt.Errorf("refused: this migration was started before cutover windows existed")
+	}
+	if m.terminal() || !m.before(StageLockSource) {
+		return fmt.Errorf("refused: the window can only move before the source is locked; the migration is at %s", m.describe())
+	}
+	return nil
+}
+
 func (m *migration) canRecheck() error {
 	if m.st.Stage != StageWaitingForSlot {
 		return fmt.Errorf("refused: recheck is only possible while waiting for a free slot; the migration is at %s", m.describe())
@@ -194,7 +238,7 @@ func (m *migration) progress() (Progress, error) {
 		LastError: m.st.LastError, ErrorType: m.st.ErrorType, ConfirmedBy: m.st.ConfirmedBy,
 		DeltaSyncs: m.st.Deltas, DNSChecks: m.st.DNSChecks, DNSPending: m.st.DNSPend,
 		Started: m.st.Started, Updated: m.st.Updated, Skipped: len(m.st.Skips),
-		WaitingFor: m.st.WaitingFor, NextCheck: m.st.NextCheck, Failures: m.st.Failures}
+		WaitingFor: m.st.WaitingFor, NextCheck: m.st.NextCheck, Failures: m.st.Failures, LockoutSeconds: m.lockout()}
 	if pf := m.st.Preflight; pf != nil {
 		p.FoldersTotal, p.MessagesTotal, p.BytesTotal = pf.Folders, pf.Messages, pf.Bytes
 	}
@@ -202,7 +246,7 @@ func (m *migration) progress() (Progress, error) {
 		p.FoldersDone = len(c.Folders)
 		p.MessagesDone = c.Copied + c.Present + m.st.DeltaMsgs
 		p.BytesDone = c.Bytes
-		p.Skipped = c.SkipCount
+		p.Skipped = m.skippedTotal()
 	}
 	if m.st.DNS != nil {
 		p.DNS = m.st.DNS.Summary()
@@ -211,7 +255,8 @@ func (m *migration) progress() (Progress, error) {
 		name string
 		ok   func() error
 	}{{UpdateConfirm, m.canConfirm}, {UpdateCancel, m.canCancel}, {UpdateRetry, m.canRetry}, {UpdateRollback, m.canRollback},
-		{UpdateRecheck, m.canRecheck}, {UpdateSkipDNS, m.canSkipDNS}, {UpdateApproveSkipped, m.canApproveSkipped}} {
+		{UpdateRecheck, m.canRecheck}, {UpdateSkipDNS, m.canSkipDNS}, {UpdateApproveSkipped, m.canApproveSkipped},
+		{UpdateCutoverNow, m.canCutoverNow}, {UpdateSetWindow, m.canSetWindow}} {
 		if c.ok() == nil {
 			p.NextActions = append(p.NextActions, c.name)
 		}
