@@ -20,6 +20,12 @@ type CopyInput struct {
 	IncludeFolders []string
 	ExcludeFolders []string
 	Delta          bool
+	// Locale is the owner's language: it names the folder where messages
+	// refused for their form are preserved.
+	Locale string `json:",omitempty"`
+	// Reported are the items earlier copy passes reported: verify accounts
+	// for them instead of calling them missing.
+	Reported []mailcopy.Skip `json:",omitempty"`
 }
 
 // FolderSummary is one folder's line in a copy summary.
@@ -39,9 +45,17 @@ type CopySummary struct {
 	Copied      int                            `json:"copied"`
 	Present     int                            `json:"present"`
 	Bytes       int64                          `json:"bytes"`
-	Skips       []mailcopy.Skip                `json:"skips,omitempty"`
-	SkipCount   int                            `json:"skipCount"`
-	Seconds     float64                        `json:"seconds"`
+	// Skips are the items not on the destination (too big, refused,
+	// unreadable or uncreatable folder), each listed once.
+	Skips     []mailcopy.Skip `json:"skips,omitempty"`
+	SkipCount int             `json:"skipCount"`
+	// Reported are the items on the destination but reported (preserved,
+	// stored altered, keyword dropped, folder renamed, empty).
+	Reported      []mailcopy.Skip `json:"reported,omitempty"`
+	ReportedCount int             `json:"reportedCount,omitempty"`
+	// ByReason counts both by category.
+	ByReason map[string]int `json:"byReason,omitempty"`
+	Seconds  float64        `json:"seconds"`
 }
 
 // CopyHeartbeat is the heartbeat detail of a copy: enough to resume.
@@ -92,6 +106,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		MaxMessageBytes: dst.MaxMessageBytes,
 		Checkpoints:     cps,
 		Logger:          a.Logger,
+		Locale:          in.Locale,
 		OnProgress: func(p mailcopy.Progress) {
 			latest = p
 			// The SDK throttles heartbeats itself; skip building details
@@ -129,25 +144,40 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		a.Metrics.Copied(res.Copied, res.Bytes)
 	}
 	sum := &CopySummary{Checkpoints: res.Checkpoints, Copied: res.Copied, Present: res.Present, Bytes: res.Bytes,
-		SkipCount: res.Skipped, Seconds: res.Duration.Seconds()}
+		SkipCount: res.Skipped, ReportedCount: res.Reported, ByReason: res.ByReason, Seconds: res.Duration.Seconds()}
 	for _, f := range res.Folders {
 		sum.Folders = append(sum.Folders, FolderSummary{Source: f.Source, Dest: f.Dest, Copied: f.Copied, Present: f.Present, Skipped: len(f.Skipped), Bytes: f.Bytes})
-		for _, s := range f.Skipped {
-			if len(sum.Skips) < maxSkipsInResult {
-				sum.Skips = append(sum.Skips, s)
-			}
+	}
+	// Items carry folder, UID, size, date, Message-ID and the reason, never
+	// content; each once (Items is one list over all folders).
+	for _, it := range res.Items() {
+		switch {
+		case it.NotCopied() && len(sum.Skips) < maxSkipsInResult:
+			sum.Skips = append(sum.Skips, it)
+		case !it.NotCopied() && len(sum.Reported) < maxSkipsInResult:
+			sum.Reported = append(sum.Reported, it)
 		}
 	}
 	a.log(ctx).Info("copy pass done", zap.String("account", in.Address), zap.Bool("delta", in.Delta),
-		zap.Int("copied", res.Copied), zap.Int("present", res.Present), zap.Int("skipped", res.Skipped), zap.Int64("bytes", res.Bytes))
+		zap.Int("copied", res.Copied), zap.Int("present", res.Present), zap.Int("skipped", res.Skipped), zap.Int("reported", res.Reported),
+		zap.Any("byReason", res.ByReason), zap.Int64("bytes", res.Bytes))
 	return sum, nil
 }
 
-// VerifySummary is the result of verification.
+// VerifySummary is the result of verification by content.
 type VerifySummary struct {
-	Checked   int             `json:"checked"`
-	Missing   int             `json:"missing"`
-	OverLimit []mailcopy.Skip `json:"overLimit,omitempty"`
+	Checked int `json:"checked"`
+	Missing int `json:"missing"`
+	// OverLimit are messages not on the destination for their size;
+	// NotCopied other reported ones not on it (refused, unreadable folder).
+	OverLimit  []mailcopy.Skip `json:"overLimit,omitempty"`
+	NotCopied  []mailcopy.Skip `json:"notCopied,omitempty"`
+	Exact      int             `json:"exact,omitempty"`
+	Altered    int             `json:"altered,omitempty"`
+	Preserved  int             `json:"preserved,omitempty"`
+	Empty      int             `json:"empty,omitempty"`
+	Duplicates int             `json:"duplicates,omitempty"`
+	Seconds    float64         `json:"seconds,omitempty"`
 }
 
 // Verify checks that every source message is on the destination. A missing
@@ -174,7 +204,8 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Address, func() (bool, error) {
 		var err error
 		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
-			Folders: mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}})
+			Folders:     mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
+			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported})
 		return false, err
 	})
 	stop()
@@ -182,11 +213,13 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		return nil, fromEngine(err)
 	}
 	if !res.OK() {
-		return nil, permanent(ErrTypeVerify, "%d of %d messages of %q are not on the destination: %s", res.Missing, res.Checked, in.Address, res.MissingSummary())
+		return nil, permanent(ErrTypeVerify, "%d of %d messages of %q are not on the destination, %d duplicated: %s", res.Missing, res.Checked, in.Address, res.Duplicates, res.MissingSummary())
 	}
-	out := &VerifySummary{Checked: res.Checked}
+	out := &VerifySummary{Checked: res.Checked, Exact: res.Exact, Altered: res.Altered, Preserved: res.Preserved,
+		Empty: res.Empty, Duplicates: res.Duplicates, Seconds: res.Duration.Seconds()}
 	for _, f := range res.Folders {
 		out.OverLimit = append(out.OverLimit, f.OverLimit...)
+		out.NotCopied = append(out.NotCopied, f.NotCopied...)
 	}
 	return out, nil
 }

@@ -12,11 +12,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -25,15 +27,41 @@ import (
 	"github.com/mailshift/mailshift/internal/mailcopy"
 )
 
+// Exit codes: 0 when every message was copied or reported (skipped,
+// preserved, altered items are listed, they are not failures); 1 when the
+// run itself failed (a connection, a server down: run again to resume); 3
+// for a permanent run-level error (credentials, quota, configuration); 4
+// when --verify finds a message missing or duplicated.
+const (
+	exitRun       = 1
+	exitPermanent = 3
+	exitVerify    = 4
+)
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "mailshift-copy:", err)
-		if _, perm := mailcopy.IsPermanent(err); perm {
-			os.Exit(3)
+		var ve verifyError
+		switch {
+		case errors.As(err, &ve):
+			os.Exit(exitVerify)
+		case isPermanent(err):
+			os.Exit(exitPermanent)
 		}
-		os.Exit(1)
+		os.Exit(exitRun)
 	}
 }
+
+func isPermanent(err error) bool {
+	_, perm := mailcopy.IsPermanent(err)
+	return perm
+}
+
+// verifyError is a verification that found a message missing or
+// duplicated.
+type verifyError struct{ msg string }
+
+func (e verifyError) Error() string { return e.msg }
 
 type side struct {
 	addr, user, master, security, pwFile, pwEnv string
@@ -91,7 +119,9 @@ func run() error {
 	to.flags(fs, "to")
 	conns := fs.Int("connections", 2, "connection pairs (folders are split across them)")
 	maxSize := fs.Int64("max-size", 0, "skip (and report) messages larger than this many bytes")
-	verify := fs.Bool("verify", false, "verify every message by fingerprint afterwards")
+	verify := fs.Bool("verify", false, "verify every message by content afterwards")
+	locale := fs.String("locale", "en", "the owner's language (en, fr, de, es, it): names the folder of preserved messages")
+	state := fs.String("state", "", "file keeping the checkpoints and message map between runs (optional: without it, a rerun matches by content)")
 	var include, exclude list
 	fs.Var(&include, "include", "copy only folders matching this glob (repeatable)")
 	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
@@ -108,43 +138,113 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := mailcopy.Options{Connections: *conns, MaxMessageBytes: *maxSize,
+	opts := mailcopy.Options{Connections: *conns, MaxMessageBytes: *maxSize, Locale: *locale,
 		Folders: mailcopy.MapOptions{Include: include, Exclude: exclude}}
+	if *state != "" {
+		if b, err := os.ReadFile(*state); err == nil {
+			if err := json.Unmarshal(b, &opts.Checkpoints); err != nil {
+				return fmt.Errorf("state file %s: %w", *state, err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		opts.OnProgress = func(p mailcopy.Progress) { lastCheckpoints = p.Checkpoints }
+	}
 	start := time.Now()
 	res, err := mailcopy.Copy(ctx, src, dst, opts)
+	if *state != "" {
+		cps := lastCheckpoints
+		if res != nil {
+			cps = res.Checkpoints
+		}
+		if cps != nil {
+			if b, jerr := json.Marshal(cps); jerr == nil {
+				if werr := os.WriteFile(*state, b, 0o600); werr != nil && err == nil {
+					err = werr
+				}
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
 	el := time.Since(start)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tCOPIED\tPRESENT\tSKIPPED\tBYTES\tNOTE")
+	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tCOPIED\tPRESENT\tSKIPPED\tREPORTED\tBYTES\tNOTE")
 	for _, f := range res.Folders {
 		note := f.Note
 		if f.Rescanned {
-			note = strings.TrimSpace(note + " UIDVALIDITY changed: matched by fingerprint")
+			note = strings.TrimSpace(note + " UIDVALIDITY changed: matched by content")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", f.Source, f.Dest, f.Copied, f.Present, len(f.Skipped), f.Bytes, note)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", f.Source, f.Dest, f.Copied, f.Present, len(f.Skipped), len(f.Reported), f.Bytes, note)
 	}
 	tw.Flush()
-	for _, f := range res.Folders {
-		for _, s := range f.Skipped {
-			fmt.Printf("skipped: %s uid %d (%d bytes): %s\n", s.Folder, s.UID, s.Size, s.Reason)
-		}
+	for _, it := range res.Items() {
+		printItem(it)
 	}
-	fmt.Printf("copied %d messages (%.1f MB), %d already present, %d skipped in %.2fs: %.0f msg/s, %.1f MB/s, peak RSS %.0f MB\n",
-		res.Copied, float64(res.Bytes)/1e6, res.Present, res.Skipped, el.Seconds(),
+	fmt.Printf("copied %d messages (%.1f MB), %d already present, %d skipped, %d reported in %.2fs: %.0f msg/s, %.1f MB/s, peak RSS %.0f MB\n",
+		res.Copied, float64(res.Bytes)/1e6, res.Present, res.Skipped, res.Reported, el.Seconds(),
 		float64(res.Copied)/el.Seconds(), float64(res.Bytes)/1e6/el.Seconds(), peakRSS())
+	if len(res.ByReason) > 0 {
+		fmt.Printf("items by reason: %s\n", byReason(res.ByReason))
+	}
 	if *verify {
+		opts.Reported = res.Items()
+		opts.Checkpoints = res.Checkpoints
 		v, err := mailcopy.Verify(ctx, src, dst, opts)
 		if err != nil {
 			return err
 		}
+		fmt.Printf("verify (by content, %.2fs): %d checked: %d exact, %d stored altered by the destination, %d preserved, %d empty, %d reported not copied, %d missing, %d duplicated\n",
+			v.Duration.Seconds(), v.Checked, v.Exact, v.Altered, v.Preserved, v.Empty, v.NotCopied, v.Missing, v.Duplicates)
 		if !v.OK() {
-			return fmt.Errorf("verify: %d of %d messages missing: %s", v.Missing, v.Checked, v.MissingSummary())
+			return verifyError{fmt.Sprintf("verify: %d of %d messages missing, %d duplicated: %s", v.Missing, v.Checked, v.Duplicates, v.MissingSummary())}
 		}
-		fmt.Printf("verified: all %d source messages are on the destination\n", v.Checked)
+		if v.NotCopied > 0 {
+			fmt.Printf("verified: every source message is on the destination or reported; %d reported are NOT on the destination (listed above)\n", v.NotCopied)
+		} else {
+			fmt.Printf("verified: every source message is on the destination or reported\n")
+		}
 	}
 	return nil
+}
+
+var lastCheckpoints map[string]mailcopy.Checkpoint
+
+func printItem(it mailcopy.Skip) {
+	kind := "reported"
+	if it.NotCopied() {
+		kind = "skipped"
+	}
+	var extra []string
+	if !it.Date.IsZero() {
+		extra = append(extra, it.Date.UTC().Format(time.RFC3339))
+	}
+	if it.MessageID != "" {
+		extra = append(extra, "Message-ID "+it.MessageID)
+	}
+	where := fmt.Sprintf("%q", it.Folder)
+	if it.UID != 0 {
+		where += fmt.Sprintf(" uid %d (%d bytes", it.UID, it.Size)
+		if len(extra) > 0 {
+			where += ", " + strings.Join(extra, ", ")
+		}
+		where += ")"
+	}
+	fmt.Printf("%s [%s]: %s: %s\n", kind, it.Category, where, it.Reason)
+}
+
+func byReason(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // peakRSS is this process's peak resident memory in MB (Linux).

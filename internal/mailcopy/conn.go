@@ -189,19 +189,12 @@ func dial(ctx context.Context, ep Endpoint) (*conn, error) {
 		TLSConfig: ep.tlsConfig(),
 		Dialer:    &net.Dialer{Timeout: 30 * time.Second},
 	}
-	var c *imapclient.Client
-	var err error
-	switch ep.Security {
-	case SecurityTLS, "":
-		c, err = imapclient.DialTLS(ep.Addr, opts)
-	case SecurityStartTLS:
-		c, err = imapclient.DialStartTLS(ep.Addr, opts)
-	case SecurityPlain:
-		c, err = imapclient.DialInsecure(ep.Addr, opts)
-	default:
-		return nil, &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("%s: unknown security %q (tls, starttls or plain)", ep.Addr, ep.Security)}
-	}
+	// dialClient (wire.go) puts a sanitizer under go-imap's parser.
+	c, err := dialClient(ep, opts)
 	if err != nil {
+		if _, perm := IsPermanent(err); perm {
+			return nil, err
+		}
 		return nil, connectError(ep, err)
 	}
 	cn := &conn{Client: c, closed: make(chan struct{})}

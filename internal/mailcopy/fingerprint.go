@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/textproto"
 	"strings"
@@ -26,16 +25,14 @@ type meta struct {
 	HeaderHash string
 }
 
-// Fingerprint identifies a message across servers: Message-ID, internal date
-// (seconds) and size; for messages without Message-ID, a hash of the header
-// block and the size. Two copies of one message share it; so can two truly
-// identical messages, which is why the engine counts fingerprints as a
-// multiset.
-func (m meta) Fingerprint() string {
+// key is the fingerprint that nominates candidates: the Message-ID, or for
+// messages without one a hash of the normalized header block. It never
+// decides identity on its own (see identity.go).
+func (m meta) key() string {
 	if m.MessageID != "" {
-		return fmt.Sprintf("m:%s|%d|%d", m.MessageID, m.Date.Unix(), m.Size)
+		return "m:" + m.MessageID
 	}
-	return fmt.Sprintf("h:%s|%d", m.HeaderHash, m.Size)
+	return "h:" + m.HeaderHash
 }
 
 var midSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
@@ -116,12 +113,14 @@ func scanMeta(c *conn, uids imap.UIDSet) ([]meta, error) {
 				uid = it.UID
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal != nil {
-					h := sha256.New()
+					// Normalized: a destination that rewrites bare CRs
+					// must still nominate the same candidates.
+					h := &normWriter{h: sha256.New()}
 					if _, err := io.Copy(h, it.Literal); err != nil {
 						_ = cmd.Close()
 						return nil, err
 					}
-					sum = hex.EncodeToString(h.Sum(nil)[:16])
+					sum = hex.EncodeToString(h.h.Sum(nil)[:16])
 				}
 			}
 		}
@@ -140,24 +139,4 @@ func headerValue(block []byte, field string) string {
 		return ""
 	}
 	return strings.TrimSpace(h.Get(field))
-}
-
-// multiset counts fingerprints.
-type multiset map[string]int
-
-func fingerprints(ms []meta) multiset {
-	s := multiset{}
-	for _, m := range ms {
-		s[m.Fingerprint()]++
-	}
-	return s
-}
-
-// take removes one occurrence of fp and reports whether there was one.
-func (s multiset) take(fp string) bool {
-	if s[fp] > 0 {
-		s[fp]--
-		return true
-	}
-	return false
 }

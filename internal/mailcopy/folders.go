@@ -40,6 +40,9 @@ type Mapping struct {
 	Subscribed bool
 	// Note explains a name change the mapping had to make.
 	Note string
+	// Renamed is set when the folder had to take another name than its
+	// own (reported).
+	Renamed bool
 }
 
 // MapOptions are an operator's choices about folders.
@@ -213,7 +216,19 @@ func MapFolders(src []Folder, srcNS Namespace, dst []Folder, dstNS Namespace, op
 			m.Dest, m.Note = serverName(lp, dstNS)
 		}
 		if prev, dup := taken[m.Dest]; dup {
-			return nil, fmt.Errorf("folders %q and %q would both go to %q: rename one (rename option)", prev, f.Name, m.Dest)
+			// Two source folders for one name (a special-use collision, or
+			// names equal once translated): the second keeps its own, made
+			// unique, and the report says so. Never an abort.
+			base := m.Dest
+			for i := 2; ; i++ {
+				cand := fmt.Sprintf("%s (%d)", base, i)
+				if _, t := taken[cand]; !t {
+					m.Dest = cand
+					break
+				}
+			}
+			m.Note = fmt.Sprintf("%q already goes to %q: kept as %q", prev, base, m.Dest)
+			m.Renamed = true
 		}
 		taken[m.Dest] = f.Name
 		out = append(out, m)

@@ -1,6 +1,7 @@
 package mailcopy
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -108,10 +109,39 @@ func TestMapFolders(t *testing.T) {
 }
 
 func TestMapFoldersCollision(t *testing.T) {
-	src := []Folder{{Name: "a.b", Delim: '/'}, {Name: "a_b", Delim: '/'}}
-	_, err := MapFolders(src, Namespace{Delim: '/'}, nil, Namespace{Delim: '.'}, MapOptions{})
-	if err == nil || !strings.Contains(err.Error(), "would both go to") {
-		t.Fatalf("MapFolders() = %v, want a collision error naming both folders", err)
+	tests := []struct {
+		name     string
+		src, dst []Folder
+		want     map[string]string
+	}{
+		{"translated names", []Folder{{Name: "a.b", Delim: '/'}, {Name: "a_b", Delim: '/'}}, nil,
+			map[string]string{"a.b": "a_b", "a_b": "a_b (2)"}},
+		{"special-use without SPECIAL-USE", []Folder{{Name: "Éléments envoyés", Delim: '/'}, {Name: "Sent", Delim: '/'}},
+			[]Folder{{Name: "Sent", Delim: '.', Attrs: []imap.MailboxAttr{imap.MailboxAttrSent}}},
+			map[string]string{"Éléments envoyés": "Sent", "Sent": "Sent (2)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, err := MapFolders(tt.src, Namespace{Delim: '/'}, tt.dst, Namespace{Delim: '.'}, MapOptions{})
+			if err != nil {
+				t.Fatalf("MapFolders() error = %v, want none: a collision never aborts", err)
+			}
+			if got := names(ms); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("MapFolders() = %v, want %v", got, tt.want)
+			}
+			renamed := 0
+			for _, m := range ms {
+				if m.Renamed {
+					renamed++
+					if !strings.Contains(m.Note, "kept as") {
+						t.Fatalf("renamed mapping note = %q, want it to say what it was kept as", m.Note)
+					}
+				}
+			}
+			if renamed != 1 {
+				t.Fatalf("%d mappings renamed, want 1", renamed)
+			}
+		})
 	}
 	if _, err := MapFolders(nil, Namespace{}, nil, Namespace{}, MapOptions{Exclude: []string{"[oops"}}); err == nil {
 		t.Fatalf("bad glob accepted")

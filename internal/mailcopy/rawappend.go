@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +36,25 @@ type rawConn struct {
 type rawResult struct {
 	ok   bool
 	code string
+	args string // the response code's arguments
 	text string
+}
+
+// appendUID is the destination UID of an APPEND answered with APPENDUID
+// (UIDPLUS), or 0.
+func (r rawResult) appendUID() imap.UID {
+	if r.code != "APPENDUID" {
+		return 0
+	}
+	f := strings.Fields(r.args)
+	if len(f) != 2 {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return imap.UID(n)
 }
 
 func dialRaw(ep Endpoint) (*rawConn, error) {
@@ -109,7 +128,9 @@ func startTLS(c net.Conn, r *bufio.Reader, ep Endpoint) (net.Conn, error) {
 		if strings.HasPrefix(line, "s0 ") {
 			if !strings.HasPrefix(line, "s0 OK") {
 				c.Close()
-				return nil, &PermanentError{Kind: KindBadConfig, Err: fmt.Errorf("%s refuses STARTTLS: %s", ep.Addr, strings.TrimSpace(line))}
+				_, reply, _ := strings.Cut(strings.TrimSpace(line), " ")
+				_, reply, _ = strings.Cut(reply, " ")
+				return nil, startTLSRefused(ep, reply)
 			}
 			break
 		}
@@ -154,8 +175,9 @@ func (rc *rawConn) read() {
 		status, text, _ := strings.Cut(rest, " ")
 		res := rawResult{ok: status == "OK", text: text}
 		if strings.HasPrefix(text, "[") {
-			if i := strings.IndexByte(text, ']'); i > 0 {
-				res.code = strings.ToUpper(strings.Fields(text[1:i])[0])
+			if i := strings.IndexByte(text, ']'); i > 1 {
+				code, args, _ := strings.Cut(text[1:i], " ")
+				res.code, res.args = strings.ToUpper(code), args
 			}
 		}
 		rc.mu.Lock()
@@ -269,7 +291,9 @@ func (rc *rawConn) selectFolder(name string) error {
 }
 
 // appendCmd is the APPEND command line up to its body.
-func appendCmd(folder string, flags []imap.Flag, date time.Time, size int64) string {
+// With binary the body goes out as a literal8 (RFC 3516), so NUL bytes are
+// stored as they are.
+func appendCmd(folder string, flags []imap.Flag, date time.Time, size int64, binary bool) string {
 	var b strings.Builder
 	b.WriteString("APPEND " + literal(utf7Encode(folder)))
 	if len(flags) > 0 {
@@ -282,7 +306,12 @@ func appendCmd(folder string, flags []imap.Flag, date time.Time, size int64) str
 	if !date.IsZero() {
 		b.WriteString(" \"" + date.Format("02-Jan-2006 15:04:05 -0700") + "\"")
 	}
-	fmt.Fprintf(&b, " {%d+}\r\n", size)
+	if binary {
+		b.WriteString(" ~")
+	} else {
+		b.WriteString(" ")
+	}
+	fmt.Fprintf(&b, "{%d+}\r\n", size)
 	return b.String()
 }
 

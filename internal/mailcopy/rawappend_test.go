@@ -24,7 +24,7 @@ func TestUTF7Encode(t *testing.T) {
 
 func TestAppendCmd(t *testing.T) {
 	date := time.Date(2021, 3, 4, 5, 6, 7, 0, time.FixedZone("", 3600))
-	got := appendCmd("Été", []imap.Flag{imap.FlagSeen, "$Forwarded"}, date, 1234)
+	got := appendCmd("Été", []imap.Flag{imap.FlagSeen, "$Forwarded"}, date, 1234, false)
 	want := "APPEND {11+}\r\n&AMk-t&AOk- (\\Seen $Forwarded) \"04-Mar-2021 05:06:07 +0100\" {1234+}\r\n"
 	if got != want {
 		t.Fatalf("appendCmd() = %q, want %q", got, want)

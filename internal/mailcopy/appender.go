@@ -1,0 +1,319 @@
+package mailcopy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// batchHooks are what streamBatch reports besides APPENDs.
+type batchHooks struct {
+	onDone func(pendingAppend, imap.UID, error) error
+	// skip decides a message from its body's size before it streams (over
+	// the limit, empty): true means it was reported and is done.
+	skip func(uid imap.UID, size int64, date time.Time) bool
+	// dropped reports keywords left out of a message's APPEND.
+	dropped func(uid imap.UID, size int64, date time.Time, kws []string)
+}
+
+// streamBatch FETCHes the bodies of batch and streams each into an APPEND.
+// With binary, bodies are fetched with BINARY.PEEK[] (NUL bytes intact) and
+// appended as literal8.
+func streamBatch(ctx context.Context, s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *appender, h batchHooks) error {
+	fo := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true}
+	if ap.binary {
+		fo.BinarySection = []*imap.FetchItemBinarySection{{Peek: true}}
+	} else {
+		fo.BodySection = []*imap.FetchItemBodySection{{Peek: true}}
+	}
+	cmd := s.Fetch(batch, fo)
+	// stop ends the FETCH early from this goroutine: the current body is
+	// read to its end and the rest of the batch drained, so go-imap's reader
+	// is never left waiting; a source that failed mid-body is closed instead.
+	stop := func(lit imap.LiteralReader, err error) error {
+		var ae *abortError
+		if errors.As(err, &ae) && ae.sourceBroken {
+			_ = s.Client.Close()
+			return err
+		}
+		if lit != nil {
+			_, _ = io.Copy(io.Discard, lit)
+		}
+		_ = cmd.Close()
+		return err
+	}
+	stream := func(uid imap.UID, lit imap.LiteralReader, flags []imap.Flag, haveFlags bool, date time.Time) error {
+		if lit == nil {
+			return nil
+		}
+		mm, ok := byUID[uid]
+		if !ok {
+			// Servers send UID first; a body without a known UID is
+			// not ours to copy.
+			_, _ = io.Copy(io.Discard, lit)
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return stop(lit, err)
+		}
+		if !haveFlags {
+			flags = mm.Flags
+		}
+		if date.IsZero() {
+			date = mm.Date
+		}
+		if h.skip(uid, lit.Size(), date) {
+			_, _ = io.Copy(io.Discard, lit)
+			return nil
+		}
+		flags, dropped := appendable(flags)
+		if len(dropped) > 0 {
+			h.dropped(uid, lit.Size(), date, dropped)
+		}
+		if err := ap.append(uid, lit, flags, date, h.onDone); err != nil {
+			return stop(lit, err)
+		}
+		return nil
+	}
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		var uid imap.UID
+		var flags []imap.Flag
+		var date time.Time
+		haveFlags := false
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataFlags:
+				flags, haveFlags = it.Flags, true
+			case imapclient.FetchItemDataInternalDate:
+				date = it.Time
+			case imapclient.FetchItemDataBodySection:
+				if err := stream(uid, it.Literal, flags, haveFlags, date); err != nil {
+					return err
+				}
+			case imapclient.FetchItemDataBinarySection:
+				if err := stream(uid, it.Literal, flags, haveFlags, date); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return classify(err, "fetch bodies")
+	}
+	return nil
+}
+
+// abortError is a failed APPEND stream; sourceBroken says the source
+// connection failed (its FETCH cannot be drained).
+type abortError struct {
+	sourceBroken bool
+	err          error
+}
+
+func (e *abortError) Error() string { return e.err.Error() }
+func (e *abortError) Unwrap() error { return e.err }
+
+// appendable drops the flags no server takes in APPEND (\Recent) and
+// keywords that arrived with 8-bit bytes (escaped by cleanConn: they would
+// not be the owner's keyword), returning the keywords dropped.
+func appendable(flags []imap.Flag) ([]imap.Flag, []string) {
+	var dropped []string
+	out := flags[:0:0]
+	for _, f := range withoutRecent(flags) {
+		if keywordHas8Bit(string(f)) {
+			dropped = append(dropped, string(f))
+			continue
+		}
+		out = append(out, f)
+	}
+	return out, dropped
+}
+
+// countingReader remembers whether reading the source failed, and hashes
+// what it streams: the message's content hash costs no extra read.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+	h   hash.Hash
+}
+
+func newCountingReader(r io.Reader) *countingReader {
+	return &countingReader{r: r, h: sha256.New()}
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.h.Write(p[:n])
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// appender streams messages into APPENDs on one destination connection and
+// keeps up to inflight of them waiting for their tagged response, so the
+// next message's transfer overlaps the previous one's completion.
+type appender struct {
+	d        *conn
+	raw      *rawConn // LITERAL+ pipeline, when the destination allows it
+	dest     string
+	inflight int
+	// binary: bodies come from BINARY[] and go out as literal8 (raw
+	// appender only).
+	binary  bool
+	pending []pendingAppend
+	// partial is set when a literal was cut short: the connection must
+	// be dropped, never reused.
+	partial bool
+}
+
+// settleWait bounds how long an aborting copy waits for the answers to
+// APPENDs it already sent.
+const settleWait = 30 * time.Second
+
+// settle is the abort path: every APPEND already sent is answered (and
+// checkpointed) before the copy gives up, so none can land on the
+// destination after the next attempt has looked at it; a connection with a
+// cut literal is then dropped, which makes the server discard that one.
+func (a *appender) settle(onDone func(pendingAppend, imap.UID, error) error) {
+	for len(a.pending) > 0 {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = a.waitOne(onDone)
+		}()
+		select {
+		case <-done:
+		case <-time.After(settleWait):
+			// The server does not answer: cut the connections; what it
+			// did commit is found by fingerprint next time.
+			a.dropConns()
+			<-done
+		}
+	}
+	if a.partial {
+		a.dropConns()
+	}
+}
+
+func (a *appender) dropConns() {
+	if a.raw != nil {
+		_ = a.raw.c.Close()
+	} else {
+		_ = a.d.Client.Close()
+	}
+}
+
+type pendingAppend struct {
+	uid   imap.UID
+	size  int64
+	date  time.Time
+	flags []imap.Flag
+	sum   [32]byte // SHA-256 of the bytes sent
+	cmd   *imapclient.AppendCommand
+	rawCh chan rawResult
+}
+
+func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Flag, date time.Time, onDone func(pendingAppend, imap.UID, error) error) error {
+	size := body.Size()
+	if a.raw != nil {
+		src := newCountingReader(io.LimitReader(body, size))
+		ch, err := a.raw.start(appendCmd(a.dest, flags, date, size, a.binary), src)
+		short := err == nil && src.n != size
+		if short {
+			err = fmt.Errorf("source sent %d of %d bytes", src.n, size)
+		}
+		if err != nil {
+			// The literal is cut short; settle closes the connection once
+			// the APPENDs before it are answered, and the server discards
+			// this one.
+			a.partial = true
+			return &abortError{sourceBroken: short || src.err != nil, err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
+		}
+		p := pendingAppend{uid: uid, size: size, date: date, flags: flags, rawCh: ch}
+		src.h.Sum(p.sum[:0])
+		a.pending = append(a.pending, p)
+		for len(a.pending) > a.inflight {
+			if err := a.waitOne(onDone); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cmd := a.d.Append(a.dest, size, &imap.AppendOptions{Flags: flags, Time: date})
+	src := newCountingReader(body)
+	n, err := io.Copy(cmd, src)
+	short := err == nil && n != size
+	if short {
+		err = fmt.Errorf("source sent %d of %d bytes", n, size)
+	}
+	if err != nil {
+		// Never finish a short literal: the server would store a truncated
+		// message. settle drops the connection mid-literal once the APPENDs
+		// before it are answered, so the server discards this one; the
+		// retry resumes from the checkpoint.
+		a.partial = true
+		return &abortError{sourceBroken: short || src.err != nil, err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)
+	}
+	p := pendingAppend{uid: uid, size: size, date: date, flags: flags, cmd: cmd}
+	src.h.Sum(p.sum[:0])
+	a.pending = append(a.pending, p)
+	for len(a.pending) > a.inflight {
+		if err := a.waitOne(onDone); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *appender) waitOne(onDone func(pendingAppend, imap.UID, error) error) error {
+	p := a.pending[0]
+	a.pending = a.pending[1:]
+	if p.rawCh != nil {
+		if err := a.raw.flush(); err != nil {
+			return onDone(p, 0, err)
+		}
+		res, err := a.raw.wait(p.rawCh)
+		if err == nil && !res.ok {
+			err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
+		}
+		return onDone(p, res.appendUID(), err)
+	}
+	data, err := p.cmd.Wait()
+	var uid imap.UID
+	if data != nil {
+		uid = data.UID
+	}
+	return onDone(p, uid, err)
+}
+
+func (a *appender) drain(onDone func(pendingAppend, imap.UID, error) error) error {
+	for len(a.pending) > 0 {
+		if err := a.waitOne(onDone); err != nil {
+			return err
+		}
+	}
+	return nil
+}

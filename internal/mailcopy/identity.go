@@ -1,0 +1,263 @@
+package mailcopy
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Identity: a fingerprint (Message-ID, or a hash of the normalized header
+// block) only nominates destination candidates for a source message; a
+// hash of the bytes decides. Metadata alone never makes a message present.
+
+// UIDMapRange says source UIDs Src..Src+N-1 became destination UIDs
+// Dst..Dst+N-1 (APPENDUID). UIDs rise in order, so a folder's map is a few
+// of these.
+type UIDMapRange struct {
+	Src uint32 `json:"s"`
+	Dst uint32 `json:"d"`
+	N   uint32 `json:"n"`
+}
+
+// addToMap records src -> dst in ranges.
+func addToMap(m []UIDMapRange, src, dst uint32) []UIDMapRange {
+	if src == 0 || dst == 0 {
+		return m
+	}
+	if n := len(m); n > 0 {
+		last := &m[n-1]
+		if last.Src+last.N == src && last.Dst+last.N == dst {
+			last.N++
+			return m
+		}
+	}
+	return append(m, UIDMapRange{Src: src, Dst: dst, N: 1})
+}
+
+// lookupMap returns the destination UID a source UID became, or 0.
+func lookupMap(m []UIDMapRange, src uint32) uint32 {
+	i := sort.Search(len(m), func(i int) bool { return m[i].Src+m[i].N > src })
+	if i < len(m) && m[i].Src <= src {
+		return m[i].Dst + (src - m[i].Src)
+	}
+	return 0
+}
+
+// digest is a message's content identity: the hash of its bytes, and of
+// its bytes with line endings and NULs normalized (what a destination that
+// normalizes bare CRs, or a server that serves NUL as 0x80, keeps equal).
+type digest struct {
+	raw, norm [32]byte
+	size      int64
+	date      time.Time
+}
+
+// normWriter hashes a normalized form of what is written: CRLF, bare CR and
+// bare LF all become LF; NUL becomes 0x80.
+type normWriter struct {
+	h      hash.Hash
+	lastCR bool
+	buf    []byte
+}
+
+func (w *normWriter) Write(p []byte) (int, error) {
+	w.buf = w.buf[:0]
+	for _, c := range p {
+		switch {
+		case c == '\n' && w.lastCR:
+			w.lastCR = false
+			continue // the CR already stood for this line break
+		case c == '\r':
+			w.lastCR = true
+			w.buf = append(w.buf, '\n')
+			continue
+		case c == 0:
+			c = 0x80
+		}
+		w.lastCR = false
+		w.buf = append(w.buf, c)
+	}
+	w.h.Write(w.buf)
+	return len(p), nil
+}
+
+// hashBodies fetches the bodies of uids in the selected folder and returns
+// their digests. With binary, BINARY.PEEK[] is read (NUL bytes intact).
+func hashBodies(c *conn, uids imap.UIDSet, binary bool) (map[imap.UID]digest, error) {
+	out := map[imap.UID]digest{}
+	if len(uids) == 0 {
+		return out, nil
+	}
+	fo := &imap.FetchOptions{UID: true, InternalDate: true}
+	if binary {
+		fo.BinarySection = []*imap.FetchItemBinarySection{{Peek: true}}
+	} else {
+		fo.BodySection = []*imap.FetchItemBodySection{{Peek: true}}
+	}
+	cmd := c.Fetch(uids, fo)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		var uid imap.UID
+		var d digest
+		var lit imap.LiteralReader
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataInternalDate:
+				d.date = it.Time
+			case imapclient.FetchItemDataBodySection:
+				lit = it.Literal
+			case imapclient.FetchItemDataBinarySection:
+				lit = it.Literal
+			}
+			if lit != nil {
+				raw, norm := sha256.New(), &normWriter{h: sha256.New()}
+				n, err := io.Copy(io.MultiWriter(raw, norm), lit)
+				if err != nil {
+					_ = cmd.Close()
+					return nil, err
+				}
+				d.size = n
+				raw.Sum(d.raw[:0])
+				norm.h.Sum(d.norm[:0])
+				lit = nil
+			}
+		}
+		if uid != 0 {
+			out[uid] = d
+		}
+	}
+	return out, cmd.Close()
+}
+
+// match is how a source message was found on the destination.
+type match struct {
+	dest imap.UID
+	// altered says how the destination's copy differs ("" when exact).
+	altered string
+}
+
+// matcher pairs source messages with destination messages by content.
+type matcher struct {
+	src, dst map[imap.UID]digest
+	used     map[imap.UID]bool
+	byRaw    map[[32]byte][]imap.UID
+	byNorm   map[[32]byte][]imap.UID
+}
+
+func newMatcher(src, dst map[imap.UID]digest) *matcher {
+	m := &matcher{src: src, dst: dst, used: map[imap.UID]bool{}, byRaw: map[[32]byte][]imap.UID{}, byNorm: map[[32]byte][]imap.UID{}}
+	uids := make([]imap.UID, 0, len(dst))
+	for u := range dst {
+		uids = append(uids, u)
+	}
+	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
+	for _, u := range uids {
+		m.byRaw[dst[u].raw] = append(m.byRaw[dst[u].raw], u)
+		m.byNorm[dst[u].norm] = append(m.byNorm[dst[u].norm], u)
+	}
+	return m
+}
+
+// pair takes the destination message mapped to a source message (the
+// APPENDUID map) if its content is the source's.
+func (m *matcher) pair(src, dst imap.UID) (match, bool) {
+	s, ok1 := m.src[src]
+	d, ok2 := m.dst[dst]
+	if !ok1 || !ok2 || m.used[dst] || s.norm != d.norm {
+		return match{}, false
+	}
+	m.used[dst] = true
+	return match{dest: dst, altered: alteration(s, d)}, true
+}
+
+// find takes an unused destination message with the source message's
+// content: the exact bytes (same date first), else the normalized bytes.
+func (m *matcher) find(src imap.UID) (match, bool) {
+	s, ok := m.src[src]
+	if !ok {
+		return match{}, false
+	}
+	for _, pass := range []struct {
+		idx     map[[32]byte][]imap.UID
+		key     [32]byte
+		sameDay bool
+	}{{m.byRaw, s.raw, true}, {m.byRaw, s.raw, false}, {m.byNorm, s.norm, false}} {
+		for _, u := range pass.idx[pass.key] {
+			if m.used[u] || (pass.sameDay && !m.dst[u].date.Equal(s.date)) {
+				continue
+			}
+			m.used[u] = true
+			return match{dest: u, altered: alteration(s, m.dst[u])}, true
+		}
+	}
+	return match{}, false
+}
+
+// duplicates counts unused destination messages whose content is also
+// that of a matched one: copies made twice.
+func (m *matcher) duplicates() int {
+	matched := map[[32]byte]bool{}
+	for u := range m.used {
+		matched[m.dst[u].norm] = true
+	}
+	n := 0
+	for u, d := range m.dst {
+		if !m.used[u] && matched[d.norm] {
+			n++
+		}
+	}
+	return n
+}
+
+// alteration says how a destination copy differs from its source.
+func alteration(s, d digest) string {
+	var why []string
+	if s.raw != d.raw {
+		why = append(why, fmt.Sprintf("line endings or NUL bytes normalized (%d bytes stored for %d)", d.size, s.size))
+	}
+	if !s.date.IsZero() && !d.date.IsZero() && !s.date.Equal(d.date) {
+		why = append(why, fmt.Sprintf("internal date %s replaced by %s", s.date.UTC().Format(time.RFC3339), d.date.UTC().Format(time.RFC3339)))
+	}
+	return strings.Join(why, "; ")
+}
+
+// nominate returns, for source messages, the destination messages sharing
+// their fingerprint key (Message-ID, else normalized header hash): only
+// those are worth a content comparison.
+func nominate(src, dst []meta) (srcSet, dstSet imap.UIDSet) {
+	keys := map[string][]imap.UID{}
+	for _, d := range dst {
+		keys[d.key()] = append(keys[d.key()], d.UID)
+	}
+	seen := map[imap.UID]bool{}
+	for _, s := range src {
+		c := keys[s.key()]
+		if len(c) == 0 {
+			continue
+		}
+		srcSet.AddNum(s.UID)
+		for _, u := range c {
+			if !seen[u] {
+				seen[u] = true
+				dstSet.AddNum(u)
+			}
+		}
+	}
+	return srcSet, dstSet
+}

@@ -1,0 +1,229 @@
+package mailcopy
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// FolderVerify is the verification of one folder.
+type FolderVerify struct {
+	Source      string `json:"source"`
+	Dest        string `json:"dest"`
+	SourceCount int    `json:"sourceCount"`
+	DestCount   int    `json:"destCount"`
+	Exact       int    `json:"exact"`
+	Empty       int    `json:"empty,omitempty"`
+	// Missing lists source messages whose content is nowhere on the
+	// destination and that no report accounts for.
+	Missing []Skip `json:"missing,omitempty"`
+	// OverLimit lists source messages the destination cannot take for
+	// their size: reported, not on the destination.
+	OverLimit []Skip `json:"overLimit,omitempty"`
+	// NotCopied lists other reported messages not on the destination
+	// (refused, the folder unreadable).
+	NotCopied []Skip `json:"notCopied,omitempty"`
+	// Altered lists messages the destination stored differently (why).
+	Altered []Skip `json:"altered,omitempty"`
+	// Preserved lists messages kept wrapped in the problems folder.
+	Preserved []Skip `json:"preserved,omitempty"`
+	// Duplicates counts destination messages that repeat a copied one.
+	Duplicates int `json:"duplicates,omitempty"`
+}
+
+// VerifyResult is the outcome of a verification by content: every source
+// message is on the destination byte for byte (exact), stored altered by
+// the destination in a known way, preserved, empty, reported as not
+// copied, or missing.
+type VerifyResult struct {
+	Folders    []FolderVerify `json:"folders"`
+	Checked    int            `json:"checked"`
+	Exact      int            `json:"exact"`
+	Altered    int            `json:"altered"`
+	Preserved  int            `json:"preserved"`
+	Empty      int            `json:"empty"`
+	NotCopied  int            `json:"notCopied"`
+	Missing    int            `json:"missing"`
+	Duplicates int            `json:"duplicates"`
+	Duration   time.Duration  `json:"duration"`
+}
+
+// OK reports whether nothing was lost silently and nothing duplicated:
+// every source message is on the destination (exact or altered in a known
+// way), preserved, empty, or reported as not copied (listed).
+func (v *VerifyResult) OK() bool { return v.Missing == 0 && v.Duplicates == 0 }
+
+// Verify checks, by content, that every message of every selected source
+// folder is in its destination folder. The checkpoints' maps pair messages
+// first; the others are matched by a hash of their bytes.
+func Verify(ctx context.Context, src, dst Endpoint, opts Options) (*VerifyResult, error) {
+	opts.defaults()
+	start := time.Now()
+	s, err := dial(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	d, err := dial(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	mappings, err := planFolders(s, d, opts.Folders)
+	if err != nil {
+		return nil, err
+	}
+	existing, dns, err := listFolders(d)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{"INBOX": true}
+	for _, f := range existing {
+		have[f.Name] = true
+	}
+	limit := opts.MaxMessageBytes
+	if l, ok := d.Caps().AppendLimit(); ok && l != nil && (limit == 0 || int64(*l) < limit) {
+		limit = int64(*l)
+	}
+	binary := d.Caps().Has(imap.CapBinary) && s.Caps().Has(imap.CapBinary)
+	preserved, err := preservedOrigins(d, problemsFolderName(opts.Locale, mappings, d).name)
+	if err != nil {
+		return nil, classify(err, "read the problems folder")
+	}
+	reported := map[string]Skip{}
+	for _, r := range opts.Reported {
+		reported[fmt.Sprintf("%s\x00%d", r.Folder, r.UID)] = r
+	}
+	res := &VerifyResult{}
+	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+	for _, m := range mappings {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if m.NoSelect {
+			continue
+		}
+		m.Dest = resolveDest(m, have, dns)
+		fv := FolderVerify{Source: m.Source, Dest: m.Dest}
+		sel, err := s.Select(m.Source, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			if !isNo(err) {
+				return nil, classify(err, fmt.Sprintf("select source %q", m.Source))
+			}
+			fv.NotCopied = append(fv.NotCopied, Skip{Folder: m.Source, Category: CatFolderUnreadable, Reason: "the source folder cannot be opened: " + errText(err)})
+			res.NotCopied++
+			res.Folders = append(res.Folders, fv)
+			continue
+		}
+		var sm []meta
+		var sh map[imap.UID]digest
+		if sel.NumMessages > 0 {
+			if sm, err = scanMeta(s, all); err != nil {
+				return nil, classify(err, fmt.Sprintf("scan %q", m.Source))
+			}
+			if sh, err = hashBodies(s, all, binary); err != nil {
+				return nil, classify(err, fmt.Sprintf("read %q", m.Source))
+			}
+		}
+		dh := map[imap.UID]digest{}
+		if have[m.Dest] {
+			dsel, err := d.Select(m.Dest, &imap.SelectOptions{ReadOnly: true}).Wait()
+			if err != nil {
+				return nil, classify(err, fmt.Sprintf("select destination %q", m.Dest))
+			}
+			if dsel.NumMessages > 0 {
+				if dh, err = hashBodies(d, all, binary); err != nil {
+					return nil, classify(err, fmt.Sprintf("read destination %q", m.Dest))
+				}
+			}
+		}
+		fv.SourceCount, fv.DestCount = len(sm), len(dh)
+		mt := newMatcher(sh, dh)
+		cp := opts.Checkpoints[m.Source]
+		found := map[imap.UID]match{}
+		if cp.UIDValidity == sel.UIDValidity {
+			for _, mm := range sm {
+				if du := lookupMap(cp.Map, uint32(mm.UID)); du != 0 {
+					if f, ok := mt.pair(mm.UID, imap.UID(du)); ok {
+						found[mm.UID] = f
+					}
+				}
+			}
+		}
+		for _, mm := range sm {
+			sk := Skip{Folder: m.Source, UID: uint32(mm.UID), Size: mm.Size, Date: mm.Date, MessageID: mm.MessageID}
+			f, ok := found[mm.UID]
+			if !ok {
+				f, ok = mt.find(mm.UID)
+			}
+			dg := sh[mm.UID]
+			origin := fmt.Sprintf("%s\x00%d\x00%d", utf7Encode(m.Source), sel.UIDValidity, mm.UID)
+			switch {
+			case ok && f.altered == "":
+				fv.Exact++
+			case ok:
+				sk.Category, sk.Reason = CatAltered, "stored altered by the destination: "+f.altered
+				fv.Altered = append(fv.Altered, sk)
+			case mm.Size == 0:
+				fv.Empty++
+			case contains(preserved[origin], hex.EncodeToString(dg.raw[:])):
+				sk.Category, sk.Reason = CatPreserved, "kept as an attachment in the problems folder"
+				fv.Preserved = append(fv.Preserved, sk)
+			case limit > 0 && mm.Size > limit:
+				sk.Category, sk.Reason = CatTooBig, fmt.Sprintf("%d bytes is over the destination's limit of %d bytes: not on the destination", mm.Size, limit)
+				fv.OverLimit = append(fv.OverLimit, sk)
+			case reported[sk.Folder+"\x00"+strconv.Itoa(int(sk.UID))].NotCopied() && reported[sk.Folder+"\x00"+strconv.Itoa(int(sk.UID))].Reason != "":
+				r := reported[sk.Folder+"\x00"+strconv.Itoa(int(sk.UID))]
+				sk.Category, sk.Reason = r.Category, r.Reason+": not on the destination"
+				if r.Category == CatTooBig {
+					fv.OverLimit = append(fv.OverLimit, sk)
+				} else {
+					fv.NotCopied = append(fv.NotCopied, sk)
+				}
+			default:
+				sk.Reason = "no message with this content on the destination"
+				fv.Missing = append(fv.Missing, sk)
+			}
+		}
+		fv.Duplicates = mt.duplicates()
+		res.Checked += len(sm)
+		res.Exact += fv.Exact
+		res.Altered += len(fv.Altered)
+		res.Preserved += len(fv.Preserved)
+		res.Empty += fv.Empty
+		res.NotCopied += len(fv.OverLimit) + len(fv.NotCopied)
+		res.Missing += len(fv.Missing)
+		res.Duplicates += fv.Duplicates
+		res.Folders = append(res.Folders, fv)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// MissingSummary names the first few missing messages, for an operator.
+func (v *VerifyResult) MissingSummary() string {
+	var parts []string
+	for _, f := range v.Folders {
+		if len(f.Missing) > 0 {
+			parts = append(parts, fmt.Sprintf("%q: %d missing (first UID %d)", f.Source, len(f.Missing), f.Missing[0].UID))
+		}
+		if f.Duplicates > 0 {
+			parts = append(parts, fmt.Sprintf("%q: %d duplicated", f.Source, f.Duplicates))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
