@@ -121,6 +121,7 @@ func run() error {
 	maxSize := fs.Int64("max-size", 0, "skip (and report) messages larger than this many bytes")
 	verify := fs.Bool("verify", false, "verify every message by content afterwards")
 	locale := fs.String("locale", "en", "the owner's language (en, fr, de, es, it): names the folder of preserved messages")
+	jsonOut := fs.String("json", "", "also write the result (folders, items, counts; no content) as JSON to this file")
 	state := fs.String("state", "", "file keeping the checkpoints and message map between runs (optional: without it, a rerun matches by content)")
 	var include, exclude list
 	fs.Var(&include, "include", "copy only folders matching this glob (repeatable)")
@@ -169,6 +170,15 @@ func run() error {
 		return err
 	}
 	el := time.Since(start)
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tCOPIED\tPRESENT\tSKIPPED\tREPORTED\tBYTES\tNOTE")
 	for _, f := range res.Folders {

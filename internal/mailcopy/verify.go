@@ -227,3 +227,80 @@ func (v *VerifyResult) MissingSummary() string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// InventoryMessage is one message as a server serves it, by content.
+type InventoryMessage struct {
+	Folder string
+	UID    uint32
+	Flags  []string
+	Date   time.Time
+	Size   int64
+	// SHA256 is the hash of the bytes (BINARY[] when the server has it);
+	// Norm the hash with line endings and NULs normalized.
+	SHA256, Norm string
+	// Preserved is the origin named by a preserved message's wrapper.
+	Preserved string
+}
+
+// Inventory reads every message of a mailbox (through the same tolerant
+// reader as the copy), for tests and audits: no content, only hashes.
+func Inventory(ctx context.Context, ep Endpoint) ([]InventoryMessage, error) {
+	c, err := dial(ctx, ep)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	folders, _, err := listFolders(c)
+	if err != nil {
+		return nil, err
+	}
+	binary := c.Caps().Has(imap.CapBinary)
+	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+	var out []InventoryMessage
+	for _, f := range folders {
+		if f.NoSelect() {
+			continue
+		}
+		sel, err := c.Select(f.Name, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			if isNo(err) {
+				continue
+			}
+			return nil, err
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		ms, err := scanMeta(c, all)
+		if err != nil {
+			return nil, err
+		}
+		dg, err := hashBodies(c, all, binary)
+		if err != nil {
+			return nil, err
+		}
+		origins := map[imap.UID]string{}
+		sec := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{preservedHeader}, Peek: true}
+		msgs, err := c.Fetch(all, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			for _, b := range m.BodySection {
+				origins[m.UID] = headerValue(b.Bytes, preservedHeader)
+			}
+		}
+		for _, m := range ms {
+			var flags []string
+			for _, fl := range m.Flags {
+				if !strings.EqualFold(string(fl), `\Recent`) {
+					flags = append(flags, string(fl))
+				}
+			}
+			d := dg[m.UID]
+			out = append(out, InventoryMessage{Folder: f.Name, UID: uint32(m.UID), Flags: flags, Date: m.Date, Size: m.Size,
+				SHA256: hex.EncodeToString(d.raw[:]), Norm: hex.EncodeToString(d.norm[:]), Preserved: origins[m.UID]})
+		}
+	}
+	return out, nil
+}

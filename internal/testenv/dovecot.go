@@ -34,6 +34,10 @@ type DovecotOptions struct {
 	// TLS serves implicit TLS on TLSAddr and STARTTLS on Addr, with a
 	// certificate for 127.0.0.1 signed by a fresh CA (CAFile).
 	TLS bool
+	// MaxMailSize, when > 0, makes the server refuse larger APPENDs with
+	// NO [LIMIT] without announcing APPENDLIMIT (the quota plugin's
+	// quota_max_mail_size, as real servers do).
+	MaxMailSize int64
 }
 
 // Dovecot is a running lab Dovecot.
@@ -115,6 +119,17 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 	}
 	if err := renderFile(filepath.Join(root, "deploy/lab/dovecot/dovecot.conf.tmpl"), filepath.Join(dir, "dovecot.conf"), data); err != nil {
 		return nil, nil, err
+	}
+	if o.MaxMailSize > 0 {
+		f, err := os.OpenFile(filepath.Join(dir, "dovecot.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, err = fmt.Fprintf(f, "\nmail_plugins = $mail_plugins quota\nplugin {\n  quota = maildir:User quota\n  quota_max_mail_size = %d\n}\n", o.MaxMailSize)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := renderFile(filepath.Join(root, "deploy/lab/dovecot/sql.conf.ext.tmpl"), filepath.Join(dir, "sql.conf.ext"), data); err != nil {
 		return nil, nil, err
