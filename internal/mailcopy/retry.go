@@ -32,8 +32,15 @@ func retryRefused(s *conn, m Mapping, r refusal, tr *tracker, fr *FolderResult, 
 	item := Skip{Folder: m.Source, UID: uint32(r.p.uid), Size: int64(len(body)), Date: date, MessageID: headerValue(headerBlock(body), "Message-Id")}
 	flags := r.p.flags
 	var dropped []string
-	if strings.Contains(strings.ToLower(r.err.Text), "keyword") {
-		flags, dropped = systemFlagsOnly(flags)
+	if t := strings.ToLower(r.err.Text); strings.Contains(t, "keyword") {
+		// "Keyword length too long": only the long ones go (Dovecot's
+		// mail_max_keyword_length is 50); otherwise every keyword.
+		if strings.Contains(t, "length") || strings.Contains(t, "long") {
+			flags, dropped = keywordsUpTo(flags, 50)
+		}
+		if len(dropped) == 0 {
+			flags, dropped = systemFlagsOnly(flags)
+		}
 	}
 	destUID, err := appendBytes(tr, m.Dest, body, flags, date)
 	if err == nil {
@@ -96,6 +103,19 @@ func fetchOne(s *conn, uid imap.UID, binary bool) ([]byte, time.Time, error) {
 		body = b.Bytes
 	}
 	return body, msgs[0].InternalDate, nil
+}
+
+func keywordsUpTo(flags []imap.Flag, n int) ([]imap.Flag, []string) {
+	var out []imap.Flag
+	var dropped []string
+	for _, f := range flags {
+		if !strings.HasPrefix(string(f), `\`) && len(f) > n {
+			dropped = append(dropped, string(f))
+		} else {
+			out = append(out, f)
+		}
+	}
+	return out, dropped
 }
 
 func systemFlagsOnly(flags []imap.Flag) ([]imap.Flag, []string) {
