@@ -9,11 +9,23 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/mailshift/mailshift/internal/limits"
 	"github.com/mailshift/mailshift/workflows"
 )
 
 // Act sends an operator update to each migration and prints its answer.
+// The operator's name and reason are bounded here (package limits), before
+// anything is sent; the workflow refuses them too.
 func (e *Env) Act(ctx context.Context, action, planID string, addrs []string, by, reason string) error {
+	if err := checkPlanFlag(planID); err != nil {
+		return err
+	}
+	if err := limits.Text("--by", by, limits.Operator); err != nil {
+		return err
+	}
+	if err := limits.Text("--reason", reason, limits.Reason); err != nil {
+		return err
+	}
 	c, err := e.client()
 	if err != nil {
 		return err

@@ -10,7 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailshift/mailshift/internal/address"
 	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/eligibility"
+	"github.com/mailshift/mailshift/internal/limits"
 	"github.com/mailshift/mailshift/internal/plan"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -30,6 +33,11 @@ type PlanArgs struct {
 // Plan validates a plan and starts one migration per valid row.
 func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 	def := plan.Defaults{Plan: p.PlanID, To: p.To, AutoConfirm: p.AutoConfirm, DNSInterval: p.DNSInterval}
+	if p.PlanID != "" {
+		if err := limits.CheckPlanID(p.PlanID); err != nil {
+			return fmt.Errorf("--plan-id: %w", err)
+		}
+	}
 	var rows []plan.Row
 	var problems []plan.Problem
 	dir, err := e.directory(ctx)
@@ -43,12 +51,16 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 		if p.To == "" {
 			return errors.New("plan --domain needs --to SERVICE")
 		}
-		accts, err := dir.AccountsOfDomain(ctx, p.Domain)
+		domain, err := address.Domain(p.Domain)
+		if err != nil {
+			return fmt.Errorf("--domain: %w", err)
+		}
+		accts, err := dir.AccountsOfDomain(ctx, domain)
 		if err != nil {
 			return err
 		}
 		if len(accts) == 0 {
-			return fmt.Errorf("no MX Plan account of domain %q in the directory", p.Domain)
+			return fmt.Errorf("no MX Plan account of domain %q in the directory", domain)
 		}
 		var b strings.Builder
 		b.WriteString("address\n")
@@ -56,7 +68,10 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 			b.WriteString(a.Address + "\n")
 		}
 		if def.Plan == "" {
-			def.Plan = "domain-" + p.Domain
+			def.Plan = "domain-" + domain
+			if err := limits.CheckPlanID(def.Plan); err != nil {
+				return fmt.Errorf("%w: name the plan with --plan-id", err)
+			}
 		}
 		rows, problems, err = plan.ParseCSV(strings.NewReader(b.String()), def)
 		if err != nil {
@@ -119,8 +134,11 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 	if p.Rate > 0 {
 		gap = time.Duration(float64(time.Second) / p.Rate)
 	}
-	var addrs []string
-	started, running := 0, 0
+	// watch is what --wait follows: the rows started now or still
+	// running; a row done before (under this plan or another) has nothing
+	// left to watch.
+	var watch []string
+	started, running, done := 0, 0, 0
 	for i, r := range rows {
 		if i > 0 && gap > 0 {
 			select {
@@ -129,43 +147,53 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 				return fmt.Errorf("interrupted after %d of %d rows; run the same command again to start the rest", i, len(rows))
 			}
 		}
-		s, _, err := StartOne(ctx, c, r.Input)
+		res, err := StartMigration(ctx, c, r.Input)
 		if err != nil {
 			return fmt.Errorf("line %d (%s): %w; rows before it were started, run the same command again to resume", r.Line, r.Input.Address, err)
 		}
-		if s {
+		switch {
+		case res.Started:
 			started++
-		} else {
+			watch = append(watch, r.Input.Address)
+		case res.Done != nil:
+			done++
+			fmt.Fprintf(e.Out, "line %d (%s): already done%s (run %s); nothing started\n", r.Line, r.Input.Address, underPlan(res.Done.Plan), res.RunID)
+		default:
 			running++
+			watch = append(watch, r.Input.Address)
 		}
-		addrs = append(addrs, r.Input.Address)
 	}
-	fmt.Fprintf(e.Out, "started %d, already running or done %d\n", started, running)
+	fmt.Fprintf(e.Out, "started %d, already running or done %d (running %d, done %d)\n", started, running+done, running, done)
 	if !p.Wait {
 		return nil
 	}
-	planID := ""
-	if len(rows) > 0 {
-		planID = rows[0].Input.Plan
+	if len(watch) == 0 {
+		fmt.Fprintf(e.Out, "nothing to watch: no row was started or is running (%d already done, listed above)\n", done)
+		return nil
 	}
+	// Watched by address, not by the plan's search attribute: a row may be
+	// running under another plan, and a plan query would not list it.
+	title := "plan"
+	planID := rows[0].Input.Plan
 	for _, r := range rows {
 		if r.Input.Plan != planID {
 			planID = ""
 		}
 	}
 	if planID != "" {
-		addrs = nil
+		title += " " + planID
 	}
-	if err := e.Watch(ctx, planID, addrs, 2*time.Second, p.Timeout); err != nil {
-		return err
+	if done > 0 {
+		title += fmt.Sprintf(" (%d rows done before, not watched)", done)
 	}
-	return nil
+	return e.watch(ctx, title, "", watch, 2*time.Second, p.Timeout)
 }
 
-// preCheck is the control panel's pre-check for a plan: for each row, what
-// would stop its migration before anything is locked. Slots are counted
-// against the whole plan, so a plan that needs more accounts than a service
-// has free is reported before it starts.
+// preCheck is the control panel's pre-check for a plan: for each row, every
+// reason of the eligibility rule that would stop its migration before
+// anything is locked. Slots are counted against the whole plan, so a plan
+// that needs more accounts than a service has free is reported before it
+// starts.
 func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Row) (int, error) {
 	free := map[string]int{}
 	tw := tabwriter.NewWriter(e.Out, 0, 0, 2, ' ', 0)
@@ -173,22 +201,12 @@ func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Ro
 	blocked := 0
 	for _, r := range rows {
 		var why []string
-		acct, err := dir.SourceAccount(ctx, r.Input.Address)
+		v, err := eligibility.Check(ctx, dir, r.Input.Address, r.Input.To, workflows.WorkflowID(r.Input.Address))
 		if err != nil {
 			return 0, err
 		}
-		if acct.State != directory.StateActive {
-			why = append(why, "account is "+acct.State)
-		}
-		if acct.LockHolder != "" && acct.LockHolder != workflows.WorkflowID(r.Input.Address) {
-			why = append(why, "held by "+acct.LockHolder)
-		}
-		reds, err := dir.Redirections(ctx, r.Input.Address)
-		if err != nil {
-			return 0, err
-		}
-		for _, rd := range reds {
-			why = append(why, fmt.Sprintf("has %s to %s (remove it first)", rd.Kind, rd.Target))
+		for _, reason := range v.Reasons {
+			why = append(why, reason.Message)
 		}
 		if _, seen := free[r.Input.To]; !seen {
 			sl, err := dir.FreeSlots(ctx, r.Input.To, 0)

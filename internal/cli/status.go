@@ -47,13 +47,19 @@ func (l Line) terminal() bool {
 // collect finds the migrations of a plan (or the given addresses) and reads
 // each one's progress or result.
 func (e *Env) collect(ctx context.Context, planID string, addrs []string) ([]Line, error) {
+	if err := checkPlanFlag(planID); err != nil {
+		return nil, err
+	}
 	c, err := e.client()
 	if err != nil {
 		return nil, err
 	}
 	var ids []string
 	if planID != "" {
-		q := fmt.Sprintf("%s = '%s'", workflows.SAPlan.GetName(), strings.ReplaceAll(planID, "'", ""))
+		q, err := planQuery(planID)
+		if err != nil {
+			return nil, err
+		}
 		var token []byte
 		seen := map[string]bool{}
 		for {
@@ -230,13 +236,18 @@ func human(b int64) string {
 // cancelled, rolled back or needs attention. It fails when any ended in
 // another state or needs attention.
 func (e *Env) Watch(ctx context.Context, planID string, addrs []string, interval, timeout time.Duration) error {
-	var deadline time.Time
-	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
-	}
 	title := "plan " + planID
 	if planID == "" {
 		title = strings.Join(addrs, ", ")
+	}
+	return e.watch(ctx, title, planID, addrs, interval, timeout)
+}
+
+// watch is Watch under a given title.
+func (e *Env) watch(ctx context.Context, title, planID string, addrs []string, interval, timeout time.Duration) error {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
 	}
 	view := newWatchView()
 	// On a terminal the frame is redrawn in place; in a log each frame
