@@ -54,6 +54,12 @@ commands:
   dns DOMAIN --to SERVICE
   import FILE.json                       load services, slots, accounts, redirections into the directory
   slots [--service SERVICE]              free slots per destination service
+
+A plan ID is 1 to 100 letters, digits and . _ - : / (no spaces or quotes).
+An address is ASCII before the @ (letters, digits and . _ - +); a Unicode
+domain is accepted. --by is at most 200 bytes, --reason at most 2000.
+A migration that was cancelled or rolled back can be started again; one that
+ended done cannot.
 `
 
 func run(args []string, out io.Writer, getenv func(string) string) error {
