@@ -341,10 +341,14 @@ type State struct {
 	DNSPend   bool                           `json:"dnsPending"`
 	History   []StageEvent                   `json:"history,omitempty"`
 	Skips     []mailcopy.Skip                `json:"skips,omitempty"`
-	Started   time.Time                      `json:"started"`
-	Updated   time.Time                      `json:"updated"`
-	Notice    *activities.FinishResult       `json:"notice,omitempty"`
-	Actions   []OperatorAction               `json:"actions,omitempty"`
+	// Reported are messages and folders on the destination but reported
+	// (preserved, stored altered, keyword dropped, renamed, empty), once
+	// each.
+	Reported []mailcopy.Skip          `json:"reported,omitempty"`
+	Started  time.Time                `json:"started"`
+	Updated  time.Time                `json:"updated"`
+	Notice   *activities.FinishResult `json:"notice,omitempty"`
+	Actions  []OperatorAction         `json:"actions,omitempty"`
 }
 
 // check refuses a continued state that could not have been written by this
@@ -401,7 +405,10 @@ type Result struct {
 	Bytes       int64           `json:"bytes"`
 	DeltaCopied int             `json:"deltaCopied"`
 	Skipped     []mailcopy.Skip `json:"skipped,omitempty"`
-	Verified    int             `json:"verified"`
+	Reported    []mailcopy.Skip `json:"reported,omitempty"`
+	// ByReason counts skipped and reported items by category.
+	ByReason map[string]int `json:"byReason,omitempty"`
+	Verified int            `json:"verified"`
 	// LockoutSeconds is how long the owner could not log in.
 	LockoutSeconds float64              `json:"lockoutSeconds,omitempty"`
 	DNSPending     bool                 `json:"dnsPending"`
@@ -474,12 +481,14 @@ type Progress struct {
 	BytesDone      int64     `json:"bytesCopied"`
 	BytesTotal     int64     `json:"bytesTotal"`
 	Skipped        int       `json:"skipped"`
-	DeltaSyncs     int       `json:"deltaSyncs"`
-	DNSChecks      int       `json:"dnsChecks"`
-	DNS            string    `json:"dns,omitempty"`
-	DNSPending     bool      `json:"dnsPending"`
-	Started        time.Time `json:"started"`
-	Updated        time.Time `json:"updated"`
+	// ByReason counts skipped and reported items by category.
+	ByReason   map[string]int `json:"byReason,omitempty"`
+	DeltaSyncs int            `json:"deltaSyncs"`
+	DNSChecks  int            `json:"dnsChecks"`
+	DNS        string         `json:"dns,omitempty"`
+	DNSPending bool           `json:"dnsPending"`
+	Started    time.Time      `json:"started"`
+	Updated    time.Time      `json:"updated"`
 }
 
 // ValidateInput checks an input the way the workflow's first step does, so

@@ -427,6 +427,8 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 		r.Verified = m.st.Verify.Checked
 	}
 	r.LockoutSeconds = m.lockout()
+	r.Reported = m.st.Reported
+	r.ByReason = m.byReason()
 	return r, nil
 }
 

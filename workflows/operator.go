@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailshift/mailshift/internal/mailcopy"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -247,6 +248,7 @@ func (m *migration) progress() (Progress, error) {
 		p.MessagesDone = c.Copied + c.Present + m.st.DeltaMsgs
 		p.BytesDone = c.Bytes
 		p.Skipped = m.skippedTotal()
+		p.ByReason = m.byReason()
 	}
 	if m.st.DNS != nil {
 		p.DNS = m.st.DNS.Summary()
@@ -262,6 +264,24 @@ func (m *migration) progress() (Progress, error) {
 		}
 	}
 	return p, nil
+}
+
+// byReason counts the listed skipped and reported items by category.
+func (m *migration) byReason() map[string]int {
+	if len(m.st.Skips)+len(m.st.Reported) == 0 {
+		return nil
+	}
+	out := map[string]int{}
+	for _, l := range [][]mailcopy.Skip{m.st.Skips, m.st.Reported} {
+		for _, s := range l {
+			c := s.Category
+			if c == "" {
+				c = "skipped"
+			}
+			out[c]++
+		}
+	}
+	return out
 }
 
 // details sets the workflow's current details, which the Temporal UI shows

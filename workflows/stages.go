@@ -381,7 +381,8 @@ func (m *migration) awaitConfirm(ctx workflow.Context) error {
 
 func (m *migration) copyInput(delta bool) activities.CopyInput {
 	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
-		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta}
+		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta,
+		Locale: m.st.Preflight.Locale, Reported: m.st.Skips}
 }
 
 // copy runs a full copy or a delta pass and records its checkpoints, so the
@@ -395,6 +396,7 @@ func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error
 	m.st.Updated = workflow.Now(ctx)
 	m.lastCopied = sum.Copied
 	m.st.Skips = appendSkips(m.st.Skips, sum.Skips)
+	m.st.Reported = appendSkips(m.st.Reported, sum.Reported)
 	if delta {
 		m.st.Deltas++
 		m.st.DeltaMsgs += sum.Copied
