@@ -11,7 +11,6 @@ import (
 	"github.com/mailshift/mailshift/workflows"
 )
 
-// Report writes one line per migration as CSV or JSON.
 // StageSeconds sums the time spent in each stage ("preflight=0.2;
 // copy=41.0;…" in the order first entered); operator actions are points in
 // time, not stages. The last stage runs until end.
@@ -41,6 +40,8 @@ func StageSeconds(stages []workflows.StageEvent, end time.Time) string {
 	return strings.Join(parts, ";")
 }
 
+// Report writes one line per migration of a plan (or of the addresses) as
+// CSV or JSON.
 func (e *Env) Report(ctx context.Context, planID string, addrs []string, format string) error {
 	lines, err := e.collect(ctx, planID, addrs)
 	if err != nil {

@@ -151,3 +151,24 @@ func TestStartOnTheDevServer(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusTitle: statuses read as words, and a timed-out migration is
+// terminal (its status once read "Timedout", which terminal did not know).
+func TestStatusTitle(t *testing.T) {
+	for _, tc := range []struct {
+		st   enumspb.WorkflowExecutionStatus
+		want string
+	}{
+		{enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "Running"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "Completed"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, "TimedOut"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, "ContinuedAsNew"},
+	} {
+		if got := statusTitle(tc.st); got != tc.want {
+			t.Fatalf("statusTitle(%s) = %q, want %q", tc.st, got, tc.want)
+		}
+	}
+	if !(Line{Status: statusTitle(enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT)}).terminal() {
+		t.Fatalf("a timed-out migration is not terminal")
+	}
+}

@@ -94,7 +94,7 @@ func (e *Env) collect(ctx context.Context, planID string, addrs []string) ([]Lin
 			continue
 		}
 		st := d.WorkflowExecutionInfo.Status
-		l.Status = strings.Title(strings.ToLower(strings.TrimPrefix(st.String(), "WORKFLOW_EXECUTION_STATUS_")))
+		l.Status = statusTitle(st)
 		switch st {
 		case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 			v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryProgress)
@@ -135,6 +135,13 @@ func (e *Env) collect(ctx context.Context, planID string, addrs []string) ([]Lin
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// statusTitle is a workflow status as status and reports show it:
+// "Running", "Completed", "TimedOut" (the API's own names; lower-casing them
+// once turned "TimedOut" into "Timedout", which terminal did not know).
+func statusTitle(st enumspb.WorkflowExecutionStatus) string {
+	return st.String()
 }
 
 func rootMessage(err error) string {

@@ -15,10 +15,8 @@ import (
 // operator with what they wait for. Rates come from the bytes seen at the
 // previous draw, so the first draw has none.
 type watchView struct {
-	prev map[string]sample
-	// overall keeps the plan's samples for its rate.
-	overall sample
-	width   int
+	prev  map[string]sample
+	width int
 }
 
 type sample struct {
