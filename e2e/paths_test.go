@@ -93,8 +93,22 @@ func TestMigrationPaths(t *testing.T) {
 	_, c := testenv.StartTemporal(t, "")
 	st, _, _ := devPlatform(t, c, 8, 10)
 	ctx := context.Background()
-	if _, err := st.AddAccount(ctx, "ivan@example.com", "en", mailgen.Spec{Seed: 91, Messages: 10, MeanSize: 4 << 10}); err != nil {
+	if err := st.Dir.AddService(ctx, directory.Service{ID: "emailpro-small", Kind: directory.KindEmailPro, IMAPAddr: st.EmailPro.Addr,
+		IMAPSecurity: "plain", MX: "10 mx1.pro.mailshift.test, 20 mx2.pro.mailshift.test", SPFInclude: "_spf.pro.mailshift.test",
+		Autodiscover: "autodiscover.pro.mailshift.test", MaxMessageBytes: 12 << 10}); err != nil {
 		t.Fatal(err)
+	}
+	if err := st.AddSlots(ctx, "emailpro-small", 1, 5<<30); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range []string{"ivan@example.com", "judy@example.org", "kim@example.com", "lena@example.com"} {
+		mean := 4 << 10
+		if strings.HasPrefix(a, "lena@") {
+			mean = 16 << 10 // some over emailpro-small's 12 KiB
+		}
+		if _, err := st.AddAccount(ctx, a, "en", mailgen.Spec{Seed: uint64(91 + i), Messages: 10, MeanSize: mean}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	brokenService(t, st, "emailpro-broken")
 	if err := st.Dir.AddService(ctx, directory.Service{ID: "exchange-2", Kind: directory.KindExchange, IMAPAddr: st.Exchange.Addr,
@@ -153,13 +167,64 @@ func TestMigrationPaths(t *testing.T) {
 				t.Fatalf("cancellation not recorded: %+v", r.Actions)
 			}
 		}},
-		{name: "temporal-cancel-before-switch", address: "erin@example.org", outcome: workflows.StageRolledBack, drive: func(t *testing.T, p *pathEnv) {
+		// A broken destination parks the copy (before the lock): a
+		// Temporal cancellation then cancels, clearing what was copied.
+		{name: "temporal-cancel-during-copy", address: "erin@example.org", outcome: workflows.StageCancelled, drive: func(t *testing.T, p *pathEnv) {
 			p.start(t, workflows.Input{To: "emailpro-broken", AutoConfirm: true})
 			waitStage(t, p.c, p.address, workflows.StageNeedsAttention)
 			p.temporalCancel(t)
 		}, check: func(t *testing.T, p *pathEnv, r workflows.Result) {
 			if _, err := testenv.Read(p.st.Source.Addr, p.address, devstack.DemoPassword); err != nil {
 				t.Fatalf("owner locked out after a cancellation before the switch: %v", err)
+			}
+			if free, err := p.st.Dir.FreeSlots(ctx, "emailpro-broken", 0); err != nil || len(free) != 2 {
+				t.Fatalf("free slots of emailpro-broken = %d (%v), want both back", len(free), err)
+			}
+		}},
+		// Waiting for a cutover window hours away, the source unlocked: a
+		// Temporal cancellation there cancels and releases the slot.
+		{name: "temporal-cancel-waiting-for-window", address: "judy@example.org", outcome: workflows.StageCancelled, drive: func(t *testing.T, p *pathEnv) {
+			p.start(t, workflows.Input{AutoConfirm: true, CutoverWindow: windowIn(4 * time.Hour)})
+			waitStage(t, p.c, p.address, workflows.StageWaitWindow)
+			if _, err := testenv.Read(p.st.Source.Addr, p.address, devstack.DemoPassword); err != nil {
+				t.Fatalf("owner locked out while waiting for the window: %v", err)
+			}
+			p.temporalCancel(t)
+		}},
+		// A destination that refuses messages over 12 KiB: the copy skips
+		// them as items, the migration parks before the switch listing
+		// them, approve-skipped lets it finish; each is listed once.
+		{name: "approve-skipped", address: "lena@example.com", outcome: workflows.StageDone, drive: func(t *testing.T, p *pathEnv) {
+			p.start(t, workflows.Input{To: "emailpro-small", AutoConfirm: true, DNSInterval: "1s"})
+			pr := waitStage(t, p.c, p.address, workflows.StageNeedsAttention)
+			if pr.ErrorType != workflows.ErrTypeSkippedOverLimit || pr.FailedStage != workflows.StageCopy || !strings.Contains(pr.LastError, "UID") {
+				t.Fatalf("progress = %+v, want parked at copy listing the skipped messages", pr)
+			}
+			p.act(t, workflows.UpdateApproveSkipped, "too big for this offer; the owner keeps them on the old account")
+		}, check: func(t *testing.T, p *pathEnv, r workflows.Result) {
+			if len(r.Skipped) == 0 || !hasAction(r, workflows.UpdateApproveSkipped) {
+				t.Fatalf("skipped %d, actions %+v: want the big messages listed and the approval recorded", len(r.Skipped), r.Actions)
+			}
+			seen := map[string]bool{}
+			for _, s := range r.Skipped {
+				k := fmt.Sprintf("%s/%d", s.Folder, s.UID)
+				if seen[k] || s.Size <= 12<<10 {
+					t.Fatalf("skipped item %+v listed twice or with a wrong size", s)
+				}
+				seen[k] = true
+			}
+			if r.ByReason["too-big"] != len(r.Skipped) {
+				t.Fatalf("byReason = %v for %d skipped", r.ByReason, len(r.Skipped))
+			}
+		}},
+		// Waiting for the window, an operator cuts over now.
+		{name: "cutover-now", address: "kim@example.com", outcome: workflows.StageDone, drive: func(t *testing.T, p *pathEnv) {
+			p.start(t, workflows.Input{AutoConfirm: true, DNSInterval: "1s", CutoverWindow: windowIn(4 * time.Hour)})
+			waitStage(t, p.c, p.address, workflows.StageWaitWindow)
+			p.act(t, workflows.UpdateCutoverNow, "owner asked for it")
+		}, check: func(t *testing.T, p *pathEnv, r workflows.Result) {
+			if r.LockoutSeconds <= 0 || r.LockoutSeconds > 30 {
+				t.Fatalf("lockout %v s, want a few seconds at most", r.LockoutSeconds)
 			}
 		}},
 		{name: "temporal-cancel-after-switch", address: "ivan@example.com", outcome: workflows.StageDone, drive: func(t *testing.T, p *pathEnv) {
@@ -179,6 +244,12 @@ func TestMigrationPaths(t *testing.T) {
 	runPaths(t, c, st, paths)
 }
 
+// windowIn is a one-hour daily cutover window opening d from now (UTC).
+func windowIn(d time.Duration) string {
+	st := time.Now().UTC().Add(d)
+	return st.Format("15:04") + "-" + st.Add(time.Hour).Format("15:04") + " UTC"
+}
+
 // TestContinueAsNewPaths runs the waits on a server that suggests
 // continue-as-new after a few events: every wait continues as new, several
 // times, and each migration still ends done with nothing parked.
@@ -193,7 +264,7 @@ func TestContinueAsNewPaths(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	c := srv.Client()
-	st, _, _ := devPlatform(t, c, 2, 10)
+	st, _, _ := devPlatform(t, c, 3, 10)
 	ctx := context.Background()
 	if err := st.Dir.AddService(ctx, directory.Service{ID: "exchange-2", Kind: directory.KindExchange, IMAPAddr: st.Exchange.Addr,
 		IMAPSecurity: "plain", MX: "0 mx.exchange.mailshift.test", SPFInclude: "_spf.exchange.mailshift.test"}); err != nil {
@@ -206,6 +277,12 @@ func TestContinueAsNewPaths(t *testing.T) {
 			if err := p.st.AddSlots(ctx, "exchange-2", 1, 50<<30); err != nil {
 				t.Fatal(err)
 			}
+		}},
+		{name: "continue-as-new-window", address: "carol@example.com", outcome: workflows.StageDone, drive: func(t *testing.T, p *pathEnv) {
+			// cutoverAfter a few seconds ahead: the wait's timer fires, the
+			// window is open, the run goes on.
+			p.start(t, workflows.Input{AutoConfirm: true, DNSInterval: "1s", CutoverAfter: time.Now().Add(4 * time.Second).Format(time.RFC3339)})
+			waitStage(t, p.c, p.address, workflows.StageWaitWindow)
 		}},
 		{name: "continue-as-new-dns", address: "bob@example.com", outcome: workflows.StageDone, drive: func(t *testing.T, p *pathEnv) {
 			p.start(t, workflows.Input{AutoConfirm: true, DNSInterval: "1s", DNSMaxInterval: "1s"})

@@ -280,6 +280,7 @@ func (m *migration) enter(ctx workflow.Context, s Stage) {
 	}
 	m.st.Reenter = false
 	m.st.Stage = s
+	m.st.WaitingFor, m.st.NextCheck = "", time.Time{}
 	now := workflow.Now(ctx)
 	m.st.Updated = now
 	m.observe(ctx, s, now)
