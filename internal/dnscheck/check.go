@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -42,32 +41,27 @@ type Requirements struct {
 	Autodiscover string
 }
 
-// Expected returns the records domain needs for a service.
+// Expected returns the records domain needs for a service. Every field of
+// req is validated first: a bad one is a *FieldError (ErrBadService), never
+// a record.
 func Expected(domain string, req Requirements) ([]Record, error) {
 	fqdn, err := Normalize(domain)
 	if err != nil {
 		return nil, err
 	}
+	p, err := req.parse()
+	if err != nil {
+		return nil, err
+	}
 	var out []Record
-	for _, part := range strings.Split(req.MX, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		f := strings.Fields(part)
-		if len(f) != 2 {
-			return nil, fmt.Errorf("service MX %q: want \"preference host\"", part)
-		}
-		if _, err := strconv.ParseUint(f[0], 10, 16); err != nil {
-			return nil, fmt.Errorf("service MX %q: bad preference", part)
-		}
-		out = append(out, Record{Type: TypeMX, Name: fqdn, Value: f[0] + " " + dns.Fqdn(strings.ToLower(f[1]))})
+	for _, mx := range p.mx {
+		out = append(out, Record{Type: TypeMX, Name: fqdn, Value: mx.String()})
 	}
-	if req.SPFInclude != "" {
-		out = append(out, Record{Type: TypeSPF, Name: fqdn, Value: req.SPFInclude})
+	if p.spf != "" {
+		out = append(out, Record{Type: TypeSPF, Name: fqdn, Value: p.spf})
 	}
-	if req.Autodiscover != "" {
-		out = append(out, Record{Type: TypeCNAME, Name: "autodiscover." + fqdn, Value: dns.Fqdn(strings.ToLower(req.Autodiscover))})
+	if p.autodiscover != "" {
+		out = append(out, Record{Type: TypeCNAME, Name: "autodiscover." + fqdn, Value: p.autodiscover})
 	}
 	return out, nil
 }
@@ -134,7 +128,10 @@ type Diagnostic struct {
 	// Warnings are mistakes that stop mail whatever the servers agree on:
 	// a CNAME on the domain, an MX target without address records.
 	Warnings []string `json:"warnings,omitempty"`
-	OK       bool     `json:"ok"`
+	// Notes explain the expected records: why a domain split between
+	// services gets these records, or none (see Needs).
+	Notes []string `json:"notes,omitempty"`
+	OK    bool     `json:"ok"`
 }
 
 // Summary is a one-line description for progress reports.
@@ -148,6 +145,9 @@ func (d *Diagnostic) Summary() string {
 			bad++
 		}
 	}
+	if d.OK && len(d.Records) == 0 && len(d.Notes) > 0 {
+		return fmt.Sprintf("%s: no record to check: %s", d.Domain, d.Notes[0])
+	}
 	if d.OK {
 		return fmt.Sprintf("%s: all %d records seen on every server", d.Domain, len(d.Records))
 	}
@@ -156,6 +156,8 @@ func (d *Diagnostic) Summary() string {
 
 type nameserver struct {
 	name, addr string
+	// err is why the nameserver has no address.
+	err error
 }
 
 func (c *Checker) timeout() time.Duration {
@@ -240,7 +242,7 @@ func (c *Checker) findZone(ctx context.Context, name string) (string, []nameserv
 		}
 		ar, err := c.query(ctx, res, ns.Ns, dns.TypeA, true)
 		if err != nil {
-			nss = append(nss, nameserver{name: ns.Ns})
+			nss = append(nss, nameserver{name: ns.Ns, err: fmt.Errorf("address lookup: %w", err)})
 			continue
 		}
 		found := false
@@ -251,7 +253,7 @@ func (c *Checker) findZone(ctx context.Context, name string) (string, []nameserv
 			}
 		}
 		if !found {
-			nss = append(nss, nameserver{name: ns.Ns})
+			nss = append(nss, nameserver{name: ns.Ns, err: errors.New("no address record")})
 		}
 	}
 	if len(nss) == 0 {
@@ -262,13 +264,21 @@ func (c *Checker) findZone(ctx context.Context, name string) (string, []nameserv
 }
 
 // Check asks every authoritative server of domain's zone (and the configured
-// resolvers) for each wanted record.
+// resolvers) for each wanted record. Each call builds its diagnostic from
+// nothing: no problem of an earlier check is carried into a later one.
 func (c *Checker) Check(ctx context.Context, domain string, want []Record) (*Diagnostic, error) {
 	fqdn, err := Normalize(domain)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRecords(want); err != nil {
+		return nil, err
+	}
 	zone, nss, err := c.findZone(ctx, fqdn)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.resolver()
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +291,7 @@ func (c *Checker) Check(ctx context.Context, domain string, want []Record) (*Dia
 	for _, ns := range nss {
 		label := strings.TrimSuffix(ns.name, ".")
 		if ns.addr == "" {
-			d.Problems = append(d.Problems, fmt.Sprintf("%s: no address record", label))
+			d.Problems = append(d.Problems, fmt.Sprintf("%s: %v", label, ns.err))
 			continue
 		}
 		targets = append(targets, target{label: label, addr: ns.addr})
@@ -303,7 +313,9 @@ func (c *Checker) Check(ctx context.Context, domain string, want []Record) (*Dia
 		targets = append(targets, target{label: "resolver " + res, addr: res, recurse: true})
 	}
 	if len(targets) > 0 {
-		d.Warnings = c.lint(ctx, fqdn, targets[0].addr, want)
+		var problems []string
+		d.Warnings, problems = c.lint(ctx, fqdn, targets[0].addr, res, want)
+		d.Problems = append(d.Problems, problems...)
 	}
 	d.OK = len(targets) > 0
 	var mxWant []string
@@ -313,7 +325,7 @@ func (c *Checker) Check(ctx context.Context, domain string, want []Record) (*Dia
 		}
 	}
 	for _, rec := range want {
-		rc := RecordCheck{Record: rec, OK: true, Fix: fix(rec)}
+		rc := RecordCheck{Record: rec, OK: true, Fix: fixFor(rec, want)}
 		for _, t := range targets {
 			sa := c.ask(ctx, t.addr, t.recurse, rec, mxWant)
 			sa.Server = t.label
@@ -334,9 +346,14 @@ func (c *Checker) Check(ctx context.Context, domain string, want []Record) (*Dia
 
 // ask queries one server for one record. An MX record is only OK when the
 // server's whole MX set is mxWant: a stale MX left beside the new ones still
-// draws mail to the old platform.
+// draws mail to the old platform. An SPF include is only OK in the name's
+// one SPF record: two SPF records are an error for every receiver (RFC 7208
+// 4.5), whatever they include.
 func (c *Checker) ask(ctx context.Context, addr string, recurse bool, rec Record, mxWant []string) ServerAnswer {
-	qtype := map[string]uint16{TypeMX: dns.TypeMX, TypeSPF: dns.TypeTXT, TypeCNAME: dns.TypeCNAME}[rec.Type]
+	qtype, ok := qtypes[rec.Type]
+	if !ok {
+		return ServerAnswer{Error: fmt.Sprintf("unknown record type %q", rec.Type)}
+	}
 	r, err := c.query(ctx, addr, rec.Name, qtype, recurse)
 	if err != nil {
 		return ServerAnswer{Error: err.Error()}
@@ -358,14 +375,12 @@ func (c *Checker) ask(ctx context.Context, addr string, recurse bool, rec Record
 			}
 		case *dns.TXT:
 			txt := strings.Join(v.Txt, "")
-			if !strings.HasPrefix(strings.ToLower(txt), "v=spf1") {
+			if !isSPF(txt) {
 				continue
 			}
 			sa.Values = append(sa.Values, txt)
-			for _, term := range strings.Fields(txt) {
-				if strings.EqualFold(strings.TrimLeft(term, "+"), "include:"+rec.Value) {
-					sa.OK = true
-				}
+			if spfIncludes(txt)[strings.TrimSuffix(strings.ToLower(rec.Value), ".")] {
+				sa.OK = true
 			}
 		case *dns.CNAME:
 			sa.Values = append(sa.Values, strings.ToLower(v.Target))
@@ -378,29 +393,119 @@ func (c *Checker) ask(ctx context.Context, addr string, recurse bool, rec Record
 	if rec.Type == TypeMX && sa.OK && len(mxWant) > 0 && !sameSet(sa.Values, mxWant) {
 		sa.OK = false
 	}
+	if rec.Type == TypeSPF && len(sa.Values) > 1 {
+		sa.OK = false
+	}
 	return sa
 }
 
-// fix is the record to set, in zone-file form.
-func fix(r Record) string {
+var qtypes = map[string]uint16{TypeMX: dns.TypeMX, TypeSPF: dns.TypeTXT, TypeCNAME: dns.TypeCNAME}
+
+// isSPF tells whether a TXT string is an SPF record ("v=spf1" alone or
+// followed by a space).
+func isSPF(txt string) bool {
+	l := strings.ToLower(txt)
+	return l == "v=spf1" || strings.HasPrefix(l, "v=spf1 ")
+}
+
+// spfIncludes returns the domains an SPF record includes with a pass
+// qualifier ("include:x" or "+include:x"), lower-case, without a trailing
+// dot.
+func spfIncludes(txt string) map[string]bool {
+	out := map[string]bool{}
+	for _, term := range strings.Fields(strings.ToLower(txt)) {
+		if d, ok := strings.CutPrefix(strings.TrimPrefix(term, "+"), "include:"); ok {
+			out[strings.TrimSuffix(d, ".")] = true
+		}
+	}
+	return out
+}
+
+// spfOf lists, in order and once each, the SPF includes wanted at name.
+func spfOf(want []Record, name string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range want {
+		if r.Type == TypeSPF && strings.EqualFold(r.Name, name) && !seen[strings.ToLower(r.Value)] {
+			seen[strings.ToLower(r.Value)] = true
+			out = append(out, r.Value)
+		}
+	}
+	return out
+}
+
+// spfText is the one SPF record of a name that includes every service's
+// senders.
+func spfText(includes []string) string {
+	var b strings.Builder
+	b.WriteString("v=spf1")
+	for _, inc := range includes {
+		b.WriteString(" include:" + inc)
+	}
+	b.WriteString(" ~all")
+	return b.String()
+}
+
+// fixFor is the zone-file line that sets r. The SPF includes wanted at one
+// name share one line: a name has a single SPF record.
+func fixFor(r Record, want []Record) string {
 	switch r.Type {
 	case TypeMX:
 		return fmt.Sprintf("%s 3600 IN MX %s", r.Name, r.Value)
 	case TypeSPF:
-		return fmt.Sprintf("%s 3600 IN TXT \"v=spf1 include:%s ~all\"", r.Name, r.Value)
+		return fmt.Sprintf("%s 3600 IN TXT %q", r.Name, spfText(spfOf(want, r.Name)))
 	case TypeCNAME:
 		return fmt.Sprintf("%s 3600 IN CNAME %s", r.Name, r.Value)
 	}
 	return ""
 }
 
-// RRs returns the records to set for want, as dns.RR values.
-func RRs(want []Record) ([]dns.RR, error) {
-	var out []dns.RR
+// checkRecords refuses a record that could not be set as it is: an unknown
+// type, a bad name, a value that is not a host name (or "preference host"
+// for MX). Expected never makes one; a Record built elsewhere may.
+func checkRecords(want []Record) error {
 	for _, r := range want {
-		rr, err := dns.NewRR(fix(r))
+		if _, ok := dns.IsDomainName(r.Name); !ok || !dns.IsFqdn(r.Name) {
+			return fmt.Errorf("record %s %q: the name is not a fully qualified domain name: %w", r.Type, r.Name, ErrBadService)
+		}
+		var err error
+		switch r.Type {
+		case TypeMX:
+			_, err = ParseMX(r.Value)
+			if err == nil && strings.Contains(r.Value, ",") {
+				err = errors.New("one exchanger per record")
+			}
+		case TypeSPF:
+			_, err = HostName(r.Value, true)
+		case TypeCNAME:
+			_, err = HostName(r.Value, false)
+		default:
+			err = errors.New("unknown record type")
+		}
 		if err != nil {
-			return nil, fmt.Errorf("record %v: %w", r, err)
+			return fmt.Errorf("record %s %s %q: %v: %w", r.Type, r.Name, r.Value, err, ErrBadService)
+		}
+	}
+	return nil
+}
+
+// RRs returns the records to set for want, as dns.RR values: one per MX,
+// one SPF TXT per name with all its includes, one CNAME per name.
+func RRs(want []Record) ([]dns.RR, error) {
+	if err := checkRecords(want); err != nil {
+		return nil, err
+	}
+	var out []dns.RR
+	done := map[string]bool{}
+	for _, r := range want {
+		line := fixFor(r, want)
+		if done[line] {
+			continue
+		}
+		done[line] = true
+		rr, err := dns.NewRR(line)
+		if err != nil {
+			return nil, fmt.Errorf("record %s %s %q: %w", r.Type, r.Name, r.Value, err)
 		}
 		out = append(out, rr)
 	}
@@ -409,19 +514,18 @@ func RRs(want []Record) ([]dns.RR, error) {
 
 // lint finds what would stop mail whatever the records say: a CNAME on the
 // domain itself (nothing else can live beside it, so no MX either), and an
-// MX target without address records.
-func (c *Checker) lint(ctx context.Context, fqdn, server string, want []Record) []string {
-	var out []string
-	if r, err := c.query(ctx, server, fqdn, dns.TypeCNAME, false); err == nil {
+// MX target without address records. A lookup that fails is a problem of
+// the check, not a warning about the domain.
+func (c *Checker) lint(ctx context.Context, fqdn, server, res string, want []Record) (warnings, problems []string) {
+	r, err := c.query(ctx, server, fqdn, dns.TypeCNAME, false)
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("CNAME check of %s: %v", fqdn, err))
+	} else {
 		for _, rr := range r.Answer {
 			if cn, ok := rr.(*dns.CNAME); ok && strings.EqualFold(cn.Hdr.Name, fqdn) {
-				out = append(out, fmt.Sprintf("%s is a CNAME to %s: no MX or TXT record can exist beside it; replace the CNAME", fqdn, cn.Target))
+				warnings = append(warnings, fmt.Sprintf("%s is a CNAME to %s: no MX or TXT record can exist beside it; replace the CNAME", fqdn, cn.Target))
 			}
 		}
-	}
-	res, err := c.resolver()
-	if err != nil {
-		return out
 	}
 	seen := map[string]bool{}
 	for _, rec := range want {
@@ -439,7 +543,12 @@ func (c *Checker) lint(ctx context.Context, fqdn, server string, want []Record) 
 		missing := true
 		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 			r, err := c.query(ctx, res, host, t, true)
-			if err != nil || (r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError) {
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("address check of MX target %s: %v", host, err))
+				missing = false
+				break
+			}
+			if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
 				missing = false
 				break
 			}
@@ -450,8 +559,8 @@ func (c *Checker) lint(ctx context.Context, fqdn, server string, want []Record) 
 			}
 		}
 		if missing {
-			out = append(out, fmt.Sprintf("MX target %s has no A or AAAA record: mail cannot be delivered to it", host))
+			warnings = append(warnings, fmt.Sprintf("MX target %s has no A or AAAA record: mail cannot be delivered to it", host))
 		}
 	}
-	return out
+	return warnings, problems
 }

@@ -1,6 +1,7 @@
 package dnscheck
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -20,6 +21,36 @@ type Server struct {
 	tcp   *dns.Server
 	// Addr is host:port once started (same port for UDP and TCP).
 	Addr string
+	// errs are the failures no client saw: a listener that stopped
+	// serving, an answer that could not be written, a failed shutdown.
+	errMu sync.Mutex
+	errs  []error
+}
+
+// fail records a failure for Err.
+func (s *Server) fail(err error) {
+	if err == nil {
+		return
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	s.errs = append(s.errs, err)
+}
+
+// Err returns what went wrong out of any client's sight (nil when nothing
+// did): a listener that stopped before Close, an answer that could not be
+// written, a failed shutdown.
+func (s *Server) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// reply writes m, recording a failure to do so.
+func (s *Server) reply(w dns.ResponseWriter, m *dns.Msg) {
+	if err := w.WriteMsg(m); err != nil {
+		s.fail(fmt.Errorf("dns server: answer %v: %w", m.Question, err))
+	}
 }
 
 type zoneData struct {
@@ -67,8 +98,10 @@ func (s *Server) Start(addr string) error {
 	started := make(chan struct{}, 2)
 	s.udp.NotifyStartedFunc = func() { started <- struct{}{} }
 	s.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
-	go func() { _ = s.udp.ActivateAndServe() }()
-	go func() { _ = s.tcp.ActivateAndServe() }()
+	// ActivateAndServe returns nil after Shutdown; anything else stopped
+	// the server early.
+	go func() { s.fail(wrap("udp", s.udp.ActivateAndServe())) }()
+	go func() { s.fail(wrap("tcp", s.tcp.ActivateAndServe())) }()
 	<-started
 	<-started
 	return nil
@@ -111,13 +144,20 @@ func acceptUpdates(dh dns.Header) dns.MsgAcceptAction {
 	return dns.DefaultMsgAcceptFunc(dh)
 }
 
-// Close stops the server.
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("dns server: %s: %w", what, err)
+}
+
+// Close stops the server; a failure to stop is kept for Err.
 func (s *Server) Close() {
 	if s.udp != nil {
-		_ = s.udp.Shutdown()
+		s.fail(wrap("udp shutdown", s.udp.Shutdown()))
 	}
 	if s.tcp != nil {
-		_ = s.tcp.Shutdown()
+		s.fail(wrap("tcp shutdown", s.tcp.Shutdown()))
 	}
 }
 
@@ -185,7 +225,7 @@ func (s *Server) handle(w dns.ResponseWriter, r *dns.Msg) {
 	m.SetReply(r)
 	if len(r.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
-		_ = w.WriteMsg(m)
+		s.reply(w, m)
 		return
 	}
 	q := r.Question[0]
@@ -194,7 +234,7 @@ func (s *Server) handle(w dns.ResponseWriter, r *dns.Msg) {
 	if zd == nil {
 		s.mu.Unlock()
 		m.Rcode = dns.RcodeRefused
-		_ = w.WriteMsg(m)
+		s.reply(w, m)
 		return
 	}
 	if r.Opcode == dns.OpcodeUpdate {
@@ -205,7 +245,7 @@ func (s *Server) handle(w dns.ResponseWriter, r *dns.Msg) {
 		if t := r.IsTsig(); t != nil && w.TsigStatus() == nil {
 			m.SetTsig(t.Hdr.Name, t.Algorithm, 300, int64(t.TimeSigned))
 		}
-		_ = w.WriteMsg(m)
+		s.reply(w, m)
 		return
 	}
 	m.Authoritative = true
@@ -233,7 +273,7 @@ func (s *Server) handle(w dns.ResponseWriter, r *dns.Msg) {
 			m.Ns = append(m.Ns, soa)
 		}
 	}
-	_ = w.WriteMsg(m)
+	s.reply(w, m)
 }
 
 // update applies an RFC 2136 update; s.mu is held.

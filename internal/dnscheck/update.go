@@ -29,66 +29,70 @@ type Updater struct {
 	Timeout time.Duration
 }
 
-// Apply makes the zone hold exactly the wanted MX set, SPF include and
-// autodiscover CNAME. It reads the primary first and sends nothing when the
-// zone is already right, so running it twice changes nothing the second
-// time. It reports whether it changed the zone.
+// Apply makes the zone hold exactly the wanted MX set, one SPF record
+// including every wanted include, and the autodiscover CNAME. It reads the
+// primary first and sends nothing when the zone is already right, so running
+// it twice changes nothing the second time. It reports whether it changed
+// the zone. A record that cannot be written (see RRs) is an ErrBadService
+// error and nothing is sent.
 func (u *Updater) Apply(ctx context.Context, zone string, want []Record) (bool, error) {
 	zone, err := Normalize(zone)
 	if err != nil {
 		return false, err
 	}
+	if _, err := RRs(want); err != nil {
+		return false, err
+	}
 	c := &Checker{Timeout: u.Timeout}
-	var ins, del []dns.RR
-	var rrsetDel []dns.RR
-	mxDone := false
+	var ins, del, rrsetDel []dns.RR
+	done := map[string]bool{}
 	for _, rec := range want {
+		key := rec.Type + " " + strings.ToLower(rec.Name)
+		if done[key] {
+			continue
+		}
+		done[key] = true
+		// Everything wanted of this type at this name: the MX set, the SPF
+		// includes, the CNAME.
+		var same []Record
+		var values []string
+		for _, r := range want {
+			if r.Type == rec.Type && strings.EqualFold(r.Name, rec.Name) {
+				same = append(same, r)
+				values = append(values, r.Value)
+			}
+		}
 		sa := c.ask(ctx, u.Primary, false, rec, nil)
 		if sa.Error != "" {
 			return false, fmt.Errorf("read %s %s on %s: %s", rec.Name, rec.Type, u.Primary, sa.Error)
 		}
+		rrs, err := RRs(same)
+		if err != nil {
+			return false, err
+		}
 		switch rec.Type {
 		case TypeMX:
-			if mxDone {
-				continue
-			}
-			mxDone = true
-			var mxWant []string
-			for _, r := range want {
-				if r.Type == TypeMX {
-					mxWant = append(mxWant, r.Value)
-				}
-			}
-			if sameSet(sa.Values, mxWant) {
+			if sameSet(sa.Values, values) {
 				continue
 			}
 			rrsetDel = append(rrsetDel, &dns.ANY{Hdr: dns.RR_Header{Name: rec.Name, Rrtype: dns.TypeMX, Class: dns.ClassANY}})
-			for _, r := range want {
-				if r.Type == TypeMX {
-					rr, err := dns.NewRR(fix(r))
-					if err != nil {
-						return false, err
-					}
-					ins = append(ins, rr)
-				}
-			}
 		case TypeSPF:
-			if sa.OK {
+			if len(sa.Values) == 1 && hasAll(spfIncludes(sa.Values[0]), values) {
 				continue
 			}
 			for _, old := range sa.Values {
 				del = append(del, &dns.TXT{Hdr: dns.RR_Header{Name: rec.Name, Rrtype: dns.TypeTXT, Class: dns.ClassNONE}, Txt: splitTXT(old)})
 			}
-			rr, _ := dns.NewRR(fix(rec))
-			ins = append(ins, rr)
 		case TypeCNAME:
+			if len(same) > 1 {
+				return false, fmt.Errorf("%s: %d CNAME targets wanted, a name has one: %w", rec.Name, len(same), ErrBadService)
+			}
 			if sa.OK {
 				continue
 			}
 			rrsetDel = append(rrsetDel, &dns.ANY{Hdr: dns.RR_Header{Name: rec.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassANY}})
-			rr, _ := dns.NewRR(fix(rec))
-			ins = append(ins, rr)
 		}
+		ins = append(ins, rrs...)
 	}
 	if len(ins) == 0 && len(del) == 0 && len(rrsetDel) == 0 {
 		return false, nil
@@ -125,6 +129,16 @@ func (u *Updater) Apply(ctx context.Context, zone string, want []Record) (bool, 
 		return false, fmt.Errorf("update %s on %s: %w: %s", zone, u.Primary, ErrRefused, dns.RcodeToString[r.Rcode])
 	}
 	return false, fmt.Errorf("update %s on %s: %s", zone, u.Primary, dns.RcodeToString[r.Rcode])
+}
+
+// hasAll tells whether every wanted include is in have.
+func hasAll(have map[string]bool, want []string) bool {
+	for _, w := range want {
+		if !have[strings.TrimSuffix(strings.ToLower(w), ".")] {
+			return false
+		}
+	}
+	return true
 }
 
 func (u *Updater) timeout() time.Duration {
