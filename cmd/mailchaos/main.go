@@ -100,7 +100,7 @@ func run() error {
 	if temporal == "" {
 		return fmt.Errorf("MAILSHIFT_TEMPORAL must name the Temporal CLI (make chaos / make load set it)")
 	}
-	var log io.Writer = io.Discard
+	log := io.Writer(io.Discard)
 	if *verbose {
 		log = os.Stderr
 	}

@@ -148,13 +148,6 @@ func (b *BIND) StopPrimary() { b.kill(0) }
 // StartPrimary starts the primary again on the same port and files.
 func (b *BIND) StartPrimary() error { return b.run(0) }
 
-func render(t testing.TB, tmpl, out string, data map[string]string) {
-	t.Helper()
-	if err := renderFile(tmpl, out, data); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func renderFile(tmpl, out string, data map[string]string) error {
 	tp, err := template.ParseFiles(tmpl)
 	if err != nil {

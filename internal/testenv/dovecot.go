@@ -171,6 +171,9 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 
 // Log returns the server's log (for failure messages).
 func (d *Dovecot) Log() string {
-	b, _ := os.ReadFile(filepath.Join(d.Dir, "dovecot.log"))
-	return fmt.Sprintf("%s", b)
+	b, err := os.ReadFile(filepath.Join(d.Dir, "dovecot.log"))
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	return string(b)
 }
