@@ -48,11 +48,23 @@ func (s *Store) Import(ctx context.Context, r io.Reader) (*ImportReport, error) 
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("import file: %w", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("import file: more after the JSON object; want one object")
+	}
+	// Every service is checked before anything is written: a definition
+	// is what the DNS records and the migrator's connections are made of.
+	ids := map[string]int{}
+	for i, sv := range f.Services {
+		if err := sv.Validate(); err != nil {
+			return nil, fmt.Errorf("services[%d]: %w", i, err)
+		}
+		if j, ok := ids[sv.ID]; ok {
+			return nil, fmt.Errorf("services[%d]: service %q is already defined at services[%d]", i, sv.ID, j)
+		}
+		ids[sv.ID] = i
+	}
 	rep := &ImportReport{}
 	for i, sv := range f.Services {
-		if sv.ID == "" {
-			return rep, fmt.Errorf("services[%d]: id is required", i)
-		}
 		if err := s.AddService(ctx, sv); err != nil {
 			return rep, fmt.Errorf("services[%d]: %w", i, err)
 		}
