@@ -59,7 +59,11 @@ func TestHistoryHoldsNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.NewClientFromExisting(raw, client.Options{DataConverter: cd.DataConverter()})
+	// The worker's and the starter's client options: payloads and failure
+	// messages encrypted.
+	opts := client.Options{}
+	cd.Apply(&opts)
+	c, err := client.NewClientFromExisting(raw, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,18 +78,24 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var cd *codec.Codec
+	if *codecKeys != "" {
+		var err error
+		if cd, err = codec.LoadKeys(*codecKeys); err != nil {
+			return err
+		}
+	}
 	env := &cli.Env{Out: out, TemporalAddress: *temporalAddr, Namespace: *namespace, DirectoryDSN: *dirDSN, DevDir: *devDir,
 		Dial: func(addr, ns string) (client.Client, error) {
 			opts := client.Options{HostPort: addr, Namespace: ns, Logger: cli.QuietLogger{}}
-			if *codecKeys != "" {
-				cd, err := codec.LoadKeys(*codecKeys)
-				if err != nil {
-					return nil, err
-				}
+			if cd != nil {
 				cd.Apply(&opts)
 			}
 			return client.Dial(opts)
 		}}
+	if cd != nil {
+		env.Converter = cd.DataConverter()
+	}
 	defer env.Close()
 	cmd, rest := g.Arg(0), g.Args()[1:]
 	f := flag.NewFlagSet(cmd, flag.ContinueOnError)

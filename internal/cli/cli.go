@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mailshift/mailshift/internal/app"
 	"github.com/mailshift/mailshift/internal/directory"
@@ -25,6 +28,9 @@ type Env struct {
 	Dial            func(addr, ns string) (client.Client, error)
 	// Client, when set, is used instead of dialing (tests).
 	Client client.Client
+	// Converter decodes payloads and failures the workflows wrote (the
+	// codec's, when payloads are encrypted; nil: the SDK's default).
+	Converter converter.DataConverter
 	// Checker, when set, is the DNS checker of the dns command.
 	Checker *dnscheck.Checker
 	dir     *directory.Store
@@ -114,3 +120,18 @@ func (QuietLogger) Warn(string, ...interface{}) {}
 
 // Error discards.
 func (QuietLogger) Error(string, ...interface{}) {}
+
+func (e *Env) converter() converter.DataConverter {
+	if e.Converter != nil {
+		return e.Converter
+	}
+	return converter.GetDefaultDataConverter()
+}
+
+// failureMessage is a failure's message, decoded when the codec encrypted
+// it (the history then says only "Encoded failure").
+func (e *Env) failureMessage(f *failurepb.Failure) string {
+	g := proto.Clone(f).(*failurepb.Failure)
+	converter.DecodeCommonFailureAttributes(e.converter(), g)
+	return g.GetMessage()
+}

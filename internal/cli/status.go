@@ -13,7 +13,6 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/workflows"
@@ -111,12 +110,12 @@ func (e *Env) collect(ctx context.Context, planID string, addrs []string) ([]Lin
 			for _, pa := range d.PendingActivities {
 				if pa.ActivityType.GetName() == "CopyMailbox" && pa.HeartbeatDetails != nil {
 					var hb activities.CopyHeartbeat
-					if err := client.NewValue(pa.HeartbeatDetails).Get(&hb); err == nil {
+					if err := e.converter().FromPayloads(pa.HeartbeatDetails, &hb); err == nil {
 						l.Live = &hb
 					}
 				}
 				if pa.LastFailure != nil && l.Error == "" {
-					l.Error = fmt.Sprintf("attempt %d: %s", pa.Attempt, pa.LastFailure.GetMessage())
+					l.Error = fmt.Sprintf("attempt %d: %s", pa.Attempt, e.failureMessage(pa.LastFailure))
 				}
 			}
 		case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
