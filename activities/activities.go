@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/mailshift/mailshift/internal/address"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/dnscheck"
 	"github.com/mailshift/mailshift/internal/mailcopy"
@@ -128,6 +129,21 @@ func fromEngine(err error) error {
 		return permanent(ErrTypeDNSRefused, "%v", err)
 	}
 	return err
+}
+
+// checkAddress refuses, for good, an address outside the platform's policy
+// (package address): activities are called by workflows, but a workflow
+// input is typed by people, and an activity is the last place before the
+// directory, the mail servers and DNS.
+func checkAddress(addr string) error {
+	n, err := address.Normalize(addr)
+	if err != nil {
+		return permanent(ErrTypeBadInput, "%v", err)
+	}
+	if n != addr {
+		return permanent(ErrTypeBadInput, "address %q is not in its normal form %q", addr, n)
+	}
+	return nil
 }
 
 // endpoint is how the migrator reaches address on a service.

@@ -47,6 +47,9 @@ type PreflightResult struct {
 // package eligibility: the first reason it gives is the permanent error) and
 // measures the mailbox.
 func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*PreflightResult, error) {
+	if err := checkAddress(in.Address); err != nil {
+		return nil, err
+	}
 	v, err := eligibility.Check(ctx, a.Dir, in.Address, in.To, in.WorkflowID)
 	if err != nil {
 		return nil, err
@@ -101,6 +104,9 @@ type LockInput struct {
 
 // LockSource blocks the owner's logins on the source; delivery continues.
 func (a *Activities) LockSource(ctx context.Context, in LockInput) error {
+	if err := checkAddress(in.Address); err != nil {
+		return err
+	}
 	_, stop := keepAlive(ctx)
 	defer stop()
 	err := a.Dir.Lock(ctx, in.Address, in.WorkflowID)
@@ -136,6 +142,9 @@ type SlotResult struct {
 // AssignSlot claims a free slot (the same one again for the same workflow)
 // and configures it as the address with the source's password hash.
 func (a *Activities) AssignSlot(ctx context.Context, in AssignInput) (*SlotResult, error) {
+	if err := checkAddress(in.Address); err != nil {
+		return nil, err
+	}
 	_, stop := keepAlive(ctx)
 	defer stop()
 	sl, err := a.Dir.ClaimSlot(ctx, in.To, in.Address, in.WorkflowID, in.MinQuota)
@@ -162,6 +171,9 @@ type RollbackInput struct {
 // removed from the destination, the slot released and the source unlocked.
 // Nothing on the source was ever changed.
 func (a *Activities) Rollback(ctx context.Context, in RollbackInput) error {
+	if err := checkAddress(in.Address); err != nil {
+		return err
+	}
 	dst, err := a.Dir.Service(ctx, in.To)
 	if err == nil {
 		if ep, err := a.endpoint(dst, in.Address); err == nil {

@@ -22,6 +22,9 @@ type FinishResult struct {
 // Finish marks the source migrated (kept read-only, never deleted here) and
 // appends the owner's notice to the new INBOX, once.
 func (a *Activities) Finish(ctx context.Context, in FinishInput) (*FinishResult, error) {
+	if err := checkAddress(in.Address); err != nil {
+		return nil, err
+	}
 	_, stop := keepAlive(ctx)
 	defer stop()
 	res := &FinishResult{}
