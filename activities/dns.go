@@ -132,4 +132,3 @@ func (a *Activities) CheckDNS(ctx context.Context, in DNSInput) (*dnscheck.Diagn
 	}
 	return d, nil
 }
-
