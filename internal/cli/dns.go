@@ -9,40 +9,88 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/mailshift/mailshift/internal/address"
 	"github.com/mailshift/mailshift/internal/dnscheck"
 )
 
-// DNS prints the propagation diagnostic of a domain for a destination
-// service, without starting anything.
+// DNS prints the propagation diagnostic of a domain, without starting
+// anything: the records it needs with all of its accounts where the
+// directory has them now (the rule of the routing switch and the DNS
+// check). to names the service whose records a domain without any account
+// in the directory would need.
 func (e *Env) DNS(ctx context.Context, domain, to string) error {
 	dir, err := e.needDirectory(ctx, "dns")
 	if err != nil {
 		return err
 	}
-	sv, err := dir.Service(ctx, to)
+	d, err := address.Domain(domain)
 	if err != nil {
 		return err
 	}
-	want, err := dnscheck.Expected(domain, dnscheck.Requirements{MX: sv.MX, SPFInclude: sv.SPFInclude, Autodiscover: sv.Autodiscover})
+	needs, err := dir.DomainNeeds(ctx, d, nil)
 	if err != nil {
 		return err
+	}
+	if len(needs.Services) == 0 {
+		if to == "" {
+			return fmt.Errorf("no account of %s in the directory; name a service with --to to see its records", d)
+		}
+		sv, err := dir.Service(ctx, to)
+		if err != nil {
+			return err
+		}
+		if err := sv.Validate(); err != nil {
+			return err
+		}
+		if needs.Records, err = dnscheck.Expected(d, sv.Requirements()); err != nil {
+			return err
+		}
+		needs.Held = false
+		needs.Note = fmt.Sprintf("no account of %s in the directory: the records of %s", d, to)
+	}
+	for _, sb := range needs.Services {
+		fmt.Fprintf(e.Out, "on %s: %s\n", sb.Service, strings.Join(sb.Addresses, ", "))
+	}
+	if to != "" && len(needs.Services) > 0 && !onService(needs, to) {
+		fmt.Fprintf(e.Out, "note: no account of %s is on %s yet; the records follow where its accounts are now\n", d, to)
 	}
 	chk := &dnscheck.Checker{}
 	if e.Checker != nil {
 		chk = e.Checker
-	} else if info, _ := e.devInfo(); info != nil {
-		_, port, _ := net.SplitHostPort(info.DNS)
-		chk.Resolver, chk.Port = info.DNS, port
+	} else {
+		info, err := e.devInfo()
+		if err != nil {
+			return err
+		}
+		if info != nil {
+			_, port, err := net.SplitHostPort(info.DNS)
+			if err != nil {
+				return fmt.Errorf("dev stack DNS address %q: %w", info.DNS, err)
+			}
+			chk.Resolver, chk.Port = info.DNS, port
+		}
 	}
-	d, err := chk.Check(ctx, domain, want)
+	diag, err := chk.Check(ctx, d, needs.Records)
 	if err != nil {
 		return err
 	}
-	PrintDiagnostic(e.Out, d)
-	if !d.OK {
-		return fmt.Errorf("%s", d.Summary())
+	if needs.Note != "" {
+		diag.Notes = append(diag.Notes, needs.Note)
+	}
+	PrintDiagnostic(e.Out, diag)
+	if !diag.OK {
+		return fmt.Errorf("%s", diag.Summary())
 	}
 	return nil
+}
+
+func onService(n *dnscheck.Needs, id string) bool {
+	for _, sb := range n.Services {
+		if sb.Service == id {
+			return true
+		}
+	}
+	return false
 }
 
 // PrintDiagnostic prints a diagnostic as a table.
@@ -85,6 +133,9 @@ func PrintDiagnostic(w io.Writer, d *dnscheck.Diagnostic) {
 	}
 	for _, p := range d.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", p)
+	}
+	for _, p := range d.Notes {
+		fmt.Fprintf(w, "note: %s\n", p)
 	}
 	for _, r := range d.Records {
 		if r.Fix != "" {

@@ -111,6 +111,9 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 		if err != nil {
 			return err
 		}
+		if _, err := e.splitDomains(ctx, dir, rows); err != nil {
+			return err
+		}
 		if blocked+len(problems) > 0 {
 			return fmt.Errorf("dry run: %d rows would block, %d rows have problems; nothing started", blocked, len(problems))
 		}
