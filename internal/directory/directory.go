@@ -153,7 +153,9 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 		return err
 	}
 	if err := f(tx); err != nil {
-		_ = tx.Rollback()
+		if rerr := tx.Rollback(); rerr != nil {
+			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+		}
 		return err
 	}
 	return tx.Commit()
@@ -403,7 +405,9 @@ func (s *Store) Unlock(ctx context.Context, address, wfID string) error {
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			return nil
 		}
 		return s.audit(ctx, tx, wfID, "unlock", address, "")
@@ -436,7 +440,9 @@ func (s *Store) ClaimSlot(ctx context.Context, serviceID, address, wfID string, 
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
 				return errRaced
 			}
 			if err := s.audit(ctx, tx, wfID, "claim-slot", address, fmt.Sprintf("slot %d of %s", id, serviceID)); err != nil {
@@ -548,7 +554,9 @@ func (s *Store) MarkMigrated(ctx context.Context, address, wfID string) error {
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			var state, holder string
 			err := tx.QueryRowContext(ctx, s.q(`SELECT a.state, a.lock_holder FROM accounts a JOIN services s ON s.id = a.service_id WHERE a.address = ? AND s.kind = ?`), address, KindMXPlan).Scan(&state, &holder)
 			if err != nil {
@@ -577,7 +585,9 @@ func (s *Store) Audit(ctx context.Context, address string) ([]AuditEntry, error)
 		if err := rows.Scan(&at, &e.WorkflowID, &e.Action, &e.Address, &e.Detail); err != nil {
 			return nil, err
 		}
-		e.At, _ = time.Parse(time.RFC3339Nano, at)
+		if e.At, err = time.Parse(time.RFC3339Nano, at); err != nil {
+			return nil, fmt.Errorf("audit of %q: time %q: %w", address, at, err)
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
