@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
@@ -92,6 +93,14 @@ type Activities struct {
 	Master      Master
 	Connections int
 	Logger      *zap.Logger
+	// Temporal is the worker's client (budget requests signal-with-start
+	// the budget workflows on TaskQueue).
+	Temporal  client.Client
+	TaskQueue string
+	// Budgets are IMAP services' connection budgets across every worker
+	// (by service ID; DefaultBudget for the others; 0: unlimited).
+	Budgets       map[string]int
+	DefaultBudget int
 	// Metrics, if set, counts what the activities do.
 	Metrics Recorder
 }

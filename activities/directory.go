@@ -40,6 +40,11 @@ type PreflightResult struct {
 	Bytes         int64  `json:"bytes"`
 	QuotaNeeded   int64  `json:"quotaNeeded"`
 	FreeSlots     int    `json:"freeSlots"`
+	// Connections a copy opens on each server, and the servers' budgets
+	// (0: none).
+	Connections  int `json:"connections,omitempty"`
+	SourceBudget int `json:"sourceBudget,omitempty"`
+	DestBudget   int `json:"destBudget,omitempty"`
 	Locale        string `json:"locale,omitempty"`
 }
 
@@ -79,7 +84,8 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		return nil, err
 	}
 	return &PreflightResult{SourceService: acct.ServiceID, DestKind: dst.Kind, Folders: tot.Folders, Messages: tot.Messages,
-		Bytes: tot.Bytes, QuotaNeeded: need, FreeSlots: len(free), Locale: acct.Locale}, nil
+		Bytes: tot.Bytes, QuotaNeeded: need, FreeSlots: len(free), Locale: acct.Locale,
+		Connections: max(1, a.Connections), SourceBudget: a.budgetOf(acct.ServiceID), DestBudget: a.budgetOf(in.To)}, nil
 }
 
 // SlotQuery asks for free slots.

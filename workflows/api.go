@@ -322,6 +322,11 @@ type State struct {
 	// force (the input's, or one an operator set with set-window).
 	CutoverNow bool   `json:"cutoverNow,omitempty"`
 	Window     string `json:"window,omitempty"`
+	// Budget is 1 when copies take leases from the servers' budgets
+	// (migrations started before budgets: 0); LeaseSeq numbers leases.
+	Budget   int                       `json:"budget,omitempty"`
+	LeaseSeq int                       `json:"leaseSeq,omitempty"`
+	Budgets  *activities.BudgetsResult `json:"budgets,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`

@@ -100,6 +100,11 @@ func (m *migration) setup(ctx workflow.Context) error {
 		if workflow.GetVersion(ctx, "pre-copy", workflow.DefaultVersion, 1) == 1 {
 			m.st.Order = orderPreCopy
 		}
+		// Versioned the same way: copies take leases from the servers'
+		// connection budgets.
+		if workflow.GetVersion(ctx, "server-budget", workflow.DefaultVersion, 1) == 1 {
+			m.st.Budget = 1
+		}
 	}
 	m.stages = stagesOf(m.st.Order)
 	m.log = log.With(m.log, "account", m.in.Address, "plan", m.in.Plan)
@@ -396,7 +401,13 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 func (m *migration) doRollback(ctx workflow.Context, outcome Stage) (*Result, error) {
 	// A fresh context: the stage's may have been cancelled.
 	rctx, _ := workflow.NewDisconnectedContext(ctx)
-	err := workflow.ExecuteActivity(long(rctx, "rollback: unlock the source, release the slot"), a.Rollback, activities.RollbackInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(rctx, nil)
+	conns := 1
+	if m.st.Budgets != nil {
+		conns = m.st.Budgets.Connections
+	}
+	err := m.withBudget(rctx, m.destShare(conns), func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(long(ctx, "rollback: unlock the source, release the slot"), a.Rollback, activities.RollbackInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, nil)
+	})
 	if err != nil {
 		// Rollback itself failed: park again so it can be retried.
 		m.rollback = false

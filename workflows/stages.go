@@ -296,7 +296,9 @@ func (m *migration) verify(ctx workflow.Context) error {
 		return err
 	}
 	var v activities.VerifySummary
-	if err := workflow.ExecuteActivity(long(ctx, "verify: every source message on the destination"), a.Verify, m.copyInput(true)).Get(ctx, &v); err != nil {
+	if err := m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(long(ctx, "verify: every source message on the destination"), a.Verify, m.copyInput(true)).Get(ctx, &v)
+	}); err != nil {
 		return err
 	}
 	m.st.Verify = &v
@@ -311,8 +313,10 @@ func (m *migration) finishMigration(ctx workflow.Context) error {
 	if m.st.DNSPend && m.st.DNS != nil {
 		pending = m.st.DNS.Summary()
 	}
-	err := workflow.ExecuteActivity(short(ctx, "done: mark the source migrated, notice to the owner"), a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
-		Notice: !m.in.NoNotice, Locale: m.st.Preflight.Locale, DNSPending: pending}).Get(ctx, &fr)
+	err := m.withBudget(ctx, m.destShare(1), func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(short(ctx, "done: mark the source migrated, notice to the owner"), a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
+			Notice: !m.in.NoNotice, Locale: m.st.Preflight.Locale, DNSPending: pending}).Get(ctx, &fr)
+	})
 	if err == nil {
 		m.st.Notice = &fr
 	}
@@ -328,8 +332,13 @@ func (m *migration) cancellable(ctx workflow.Context, f func(workflow.Context) e
 }
 
 func (m *migration) preflight(ctx workflow.Context) error {
+	if err := m.budgets(ctx); err != nil {
+		return err
+	}
 	var pf activities.PreflightResult
-	err := workflow.ExecuteActivity(long(ctx, "preflight: check the account, measure the mailbox"), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &pf)
+	err := m.withBudget(ctx, m.sourceShare(), func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(long(ctx, "preflight: check the account, measure the mailbox"), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &pf)
+	})
 	if err != nil {
 		return err
 	}
@@ -389,7 +398,9 @@ func (m *migration) copyInput(delta bool) activities.CopyInput {
 // next pass starts where this one ended.
 func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error {
 	var sum activities.CopySummary
-	if err := workflow.ExecuteActivity(long(ctx, summary), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum); err != nil {
+	if err := m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(long(ctx, summary), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum)
+	}); err != nil {
 		return err
 	}
 	m.st.Checkpts = sum.Checkpoints

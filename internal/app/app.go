@@ -33,6 +33,13 @@ import (
 func NewWorker(c client.Client, taskQueue string, acts *activities.Activities, opts worker.Options) worker.Worker {
 	w := worker.New(c, taskQueue, opts)
 	w.RegisterWorkflowWithOptions(workflows.MigrateAccount, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.ServerBudget, workflow.RegisterOptions{Name: workflows.BudgetWorkflowName})
+	if acts.Temporal == nil {
+		acts.Temporal = c
+	}
+	if acts.TaskQueue == "" {
+		acts.TaskQueue = taskQueue
+	}
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 	return w
 }
@@ -63,12 +70,14 @@ func Activities(ctx context.Context, cfg config.Config, dir *directory.Store, lo
 		master.RootCAs = pool
 	}
 	return &activities.Activities{
-		Dir:         dir,
-		Mail:        mailcopy.Engine{},
-		DNS:         ops,
-		Master:      master,
-		Connections: cfg.Connections,
-		Logger:      log,
+		Dir:           dir,
+		Mail:          mailcopy.Engine{},
+		DNS:           ops,
+		Master:        master,
+		Connections:   cfg.Connections,
+		Logger:        log,
+		Budgets:       cfg.ServerBudgets,
+		DefaultBudget: cfg.DefaultServerBudget,
 	}, nil
 }
 
@@ -121,6 +130,8 @@ func StartDev(ctx context.Context, dsn string, accounts, messages int, log *zap.
 		Master:      activities.Master{User: st.MasterUser, Password: st.MasterPassword, Sep: "*", Plain: true},
 		Connections: 2,
 		Logger:      log,
+		// The dev platform's servers are shared like production's.
+		DefaultBudget: 20,
 	}
 	return st, acts, nil
 }

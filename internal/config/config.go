@@ -48,6 +48,12 @@ type Config struct {
 	// system's for the IMAP servers' certificates.
 	IMAPCAFile  string `json:"imapCAFile"`
 	Connections int    `json:"connections"`
+	// ServerBudgets caps the connections every worker together opens to
+	// an IMAP service (by service ID); DefaultServerBudget applies to the
+	// others (0: no cap). Copies wait for a share instead of flooding a
+	// shared server.
+	ServerBudgets       map[string]int `json:"serverBudgets"`
+	DefaultServerBudget int            `json:"defaultServerBudget"`
 
 	DNSResolver  string   `json:"dnsResolver"`
 	DNSPort      string   `json:"dnsPort"`
@@ -81,7 +87,7 @@ type Config struct {
 // Defaults returns the configuration before any source is read.
 func Defaults() Config {
 	return Config{TemporalAddress: "localhost:7233", Namespace: "default", TaskQueue: "mailshift",
-		MasterSep: "*", Connections: 2, LogLevel: "info", LogFormat: "json", DevDir: ".mailshift-dev",
+		MasterSep: "*", Connections: 2, DefaultServerBudget: 20, LogLevel: "info", LogFormat: "json", DevDir: ".mailshift-dev",
 		DevAccounts: 8, DevMessages: 300}
 }
 
@@ -174,6 +180,14 @@ func (c Config) Validate() error {
 	}
 	if c.Namespace == "" {
 		errs = append(errs, errors.New("namespace: empty"))
+	}
+	if c.DefaultServerBudget < 0 {
+		errs = append(errs, fmt.Errorf("defaultServerBudget = %d: want 0 (no cap) or more", c.DefaultServerBudget))
+	}
+	for id, n := range c.ServerBudgets {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("serverBudgets[%q] = %d: want at least 1", id, n))
+		}
 	}
 	if c.Connections < 1 || c.Connections > 8 {
 		errs = append(errs, fmt.Errorf("connections = %d: want 1 to 8 (servers allow about 10 per user and IP)", c.Connections))

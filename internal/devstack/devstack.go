@@ -16,6 +16,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -218,12 +219,26 @@ type IMAPServer struct {
 	mu       sync.Mutex
 	users    map[string]*imapmemserver.User
 	internal string
+
+	// open and peak count connections as the server sees them, so tests
+	// can check a budget at the server, not by trusting the client.
+	open, peak atomic.Int64
 }
+
+// Connections returns the connections open now and the most open at once
+// since the last ResetPeak.
+func (is *IMAPServer) Connections() (open, peak int64) { return is.open.Load(), is.peak.Load() }
+
+// ResetPeak starts a new peak count from the connections open now.
+func (is *IMAPServer) ResetPeak() { is.peak.Store(is.open.Load()) }
 
 func (s *Stack) startIMAP() (*IMAPServer, error) {
 	is := &IMAPServer{stack: s, mem: imapmemserver.New(), users: map[string]*imapmemserver.User{}, internal: randomString(24)}
 	is.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			n := is.open.Add(1)
+			for p := is.peak.Load(); n > p && !is.peak.CompareAndSwap(p, n); p = is.peak.Load() {
+			}
 			return &session{Session: StrictSession(is.mem.NewSession()), srv: is}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
@@ -269,6 +284,12 @@ func (nopLogger) Printf(string, ...interface{}) {}
 type session struct {
 	imapserver.Session
 	srv *IMAPServer
+}
+
+// Close counts the connection's end.
+func (s *session) Close() error {
+	s.srv.open.Add(-1)
+	return s.Session.Close()
 }
 
 func (s *session) Login(username, password string) error {

@@ -1,0 +1,139 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailshift/mailshift/internal/directory"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+)
+
+// Lease is a request for connections from a service's budget (the budget
+// workflow's LeaseRequest).
+type Lease struct {
+	// Holder is the migration's workflow ID; Lease names this request.
+	Holder      string `json:"holder"`
+	Lease       string `json:"lease"`
+	Connections int    `json:"connections"`
+	// Limit is the service's budget as configured (the latest wins).
+	Limit int `json:"limit"`
+}
+
+// LeaseInput delivers a lease request to a service's budget workflow,
+// starting it if it is not running.
+type LeaseInput struct {
+	WorkflowID string
+	Workflow   string
+	Signal     string
+	Request    Lease
+}
+
+// RequestLease signals the budget workflow, starting it when needed (a
+// workflow cannot signal-with-start; an activity can). Idempotent: the
+// budget ignores a lease it already knows.
+func (a *Activities) RequestLease(ctx context.Context, in LeaseInput) error {
+	if a.Temporal == nil {
+		return permanent(ErrTypeConfig, "the worker has no Temporal client for server budgets")
+	}
+	_, err := a.Temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.Signal, in.Request,
+		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: a.TaskQueue,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING}, in.Workflow, struct{}{})
+	return err
+}
+
+// ClosedWorkflows returns the IDs among ids whose latest run is closed (or
+// that do not exist): their leases can be given back.
+func (a *Activities) ClosedWorkflows(ctx context.Context, ids []string) ([]string, error) {
+	var closed []string
+	for _, id := range ids {
+		d, err := a.Temporal.DescribeWorkflowExecution(ctx, id, "")
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			closed = append(closed, id)
+		case err != nil:
+			return nil, err
+		case d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+			closed = append(closed, id)
+		}
+	}
+	return closed, nil
+}
+
+// budgetOf is the configured connection budget of a service (0: none).
+func (a *Activities) budgetOf(service string) int {
+	if n, ok := a.Budgets[service]; ok {
+		return n
+	}
+	return a.DefaultBudget
+}
+
+// overloaded tells an answer by which a server says it is overloaded: the
+// budget gives that server a smaller share for a while.
+func overloaded(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := strings.ToLower(err.Error())
+	for _, w := range []string{"[unavailable]", "[limit]", "throttl", "try again later", "too many connections", "connection refused", "maximum number of connections"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// reportOverload tells service's budget that it said it was overloaded.
+func (a *Activities) reportOverload(ctx context.Context, service string, err error) {
+	if a.Temporal == nil || service == "" || !overloaded(err) {
+		return
+	}
+	why := err.Error()
+	if len(why) > 200 {
+		why = why[:200]
+	}
+	if serr := a.Temporal.SignalWorkflow(ctx, budgetID(service), "", "throttle", why); serr != nil {
+		// No budget running for it (nothing holds a lease): nothing to shrink.
+		a.log(ctx).Debug("report overload", zap.String("service", service), zap.Error(serr))
+	}
+}
+
+func budgetID(service string) string { return fmt.Sprintf("budget:%s", service) }
+
+// BudgetsInput names an account and its destination.
+type BudgetsInput struct {
+	Address string
+	To      string
+}
+
+// BudgetsResult is what a migration needs to take leases: the source
+// service, each server's budget (0: none) and the connections a copy opens.
+type BudgetsResult struct {
+	SourceService string `json:"sourceService"`
+	SourceBudget  int    `json:"sourceBudget"`
+	DestBudget    int    `json:"destBudget"`
+	Connections   int    `json:"connections"`
+}
+
+// ServerBudgets looks up, read-only, the budgets of the servers a migration
+// uses, so even preflight's one connection waits for a share.
+func (a *Activities) ServerBudgets(ctx context.Context, in BudgetsInput) (*BudgetsResult, error) {
+	if err := checkAddress(in.Address); err != nil {
+		return nil, err
+	}
+	r := &BudgetsResult{DestBudget: a.budgetOf(in.To), Connections: max(1, a.Connections)}
+	acct, err := a.Dir.SourceAccount(ctx, in.Address)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		return r, nil // preflight reports it, with its words
+	case err != nil:
+		return nil, err
+	}
+	r.SourceService, r.SourceBudget = acct.ServiceID, a.budgetOf(acct.ServiceID)
+	return r, nil
+}

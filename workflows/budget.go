@@ -1,0 +1,379 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/mailshift/mailshift/activities"
+)
+
+// A mail server is shared: the MX Plan servers serve every other customer
+// while a plan runs. Each IMAP service therefore has a connection budget,
+// kept by one long-lived workflow per service (ID budget:<service>) that
+// grants leases in the order they were asked for. Leases are held by
+// migration workflows, not by worker processes, so a worker killed in the
+// middle of a copy gives nothing back and leaks nothing: the retried
+// activity runs under the same lease. A holder that closes without
+// releasing (terminated by hand) is found by a periodic sweep.
+//
+// Admission is first come, first served: a plan starts its accounts in
+// plan order, so they copy in plan order, which is what an operator who
+// ordered the plan expects and what "n ahead" in status can explain.
+
+// Names of the budget workflow and its signals and query.
+const (
+	BudgetWorkflowName = "ServerBudget"
+	SignalAcquire      = "acquire"
+	SignalRelease      = "release"
+	SignalThrottle     = "throttle"
+	SignalGranted      = "granted"
+	QueryBudget        = "budget"
+
+	budgetIDPrefix = "budget:"
+	// budgetSweep is how often the budget looks for holders that closed
+	// without releasing.
+	budgetSweep = 5 * time.Minute
+	// budgetRecover: after a throttle, the share grows back by one
+	// connection per this long without another (additive increase).
+	budgetRecover = time.Minute
+)
+
+// BudgetWorkflowID is the ID of service's budget workflow.
+func BudgetWorkflowID(service string) string { return budgetIDPrefix + service }
+
+// LeaseRequest asks a service's budget for connections (the activity that
+// delivers it declares the type).
+type LeaseRequest = activities.Lease
+
+// LeaseGrant answers a request.
+type LeaseGrant struct {
+	Lease   string `json:"lease"`
+	Service string `json:"service"`
+}
+
+// BudgetState is the budget workflow's state, carried across
+// continue-as-new; the budget query returns it.
+type BudgetState struct {
+	Service string `json:"service"`
+	Limit   int    `json:"limit"`
+	// Share is the connections granted at most now: the limit, or less
+	// for a while after the server said it was overloaded.
+	Share     float64        `json:"share"`
+	Throttled time.Time      `json:"throttled,omitempty"`
+	Held      []LeaseRequest `json:"held,omitempty"`
+	Queue     []LeaseRequest `json:"queue,omitempty"`
+	// Peak is the most connections held at once; Granted counts leases.
+	Peak    int `json:"peak"`
+	Granted int `json:"granted"`
+}
+
+func (b *BudgetState) used() int {
+	n := 0
+	for _, l := range b.Held {
+		n += l.Connections
+	}
+	return n
+}
+
+// Position is how many requests are ahead of holder's in the queue (-1:
+// not queued).
+func (b *BudgetState) Position(holder string) int {
+	for i, q := range b.Queue {
+		if q.Holder == holder {
+			return i
+		}
+	}
+	return -1
+}
+
+// ServerBudget keeps one service's connection budget.
+func ServerBudget(ctx workflow.Context, st BudgetState) error {
+	b := &budget{st: st, log: workflow.GetLogger(ctx)}
+	if b.st.Service == "" {
+		b.st.Service = workflow.GetInfo(ctx).WorkflowExecution.ID[len(budgetIDPrefix):]
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryBudget, func() (BudgetState, error) { return b.st, nil }); err != nil {
+		return err
+	}
+	b.acquire = workflow.GetSignalChannel(ctx, SignalAcquire)
+	b.release = workflow.GetSignalChannel(ctx, SignalRelease)
+	b.throttle = workflow.GetSignalChannel(ctx, SignalThrottle)
+	sweepAt := workflow.Now(ctx).Add(budgetSweep)
+	for {
+		b.grant(ctx)
+		now := workflow.Now(ctx)
+		wait := sweepAt.Sub(now)
+		if b.st.Share < float64(b.st.Limit) {
+			wait = min(wait, budgetRecover)
+		}
+		tctx, cancel := workflow.WithCancel(ctx)
+		s := workflow.NewSelector(ctx)
+		s.AddReceive(b.acquire, func(c workflow.ReceiveChannel, _ bool) {
+			var r LeaseRequest
+			c.Receive(ctx, &r)
+			b.onAcquire(r)
+		})
+		s.AddReceive(b.release, func(c workflow.ReceiveChannel, _ bool) {
+			var lease string
+			c.Receive(ctx, &lease)
+			b.onRelease(lease)
+		})
+		s.AddReceive(b.throttle, func(c workflow.ReceiveChannel, _ bool) {
+			var why string
+			c.Receive(ctx, &why)
+			b.onThrottle(ctx, why)
+		})
+		s.AddFuture(workflow.NewTimerWithOptions(tctx, max(wait, time.Second),
+			workflow.TimerOptions{Summary: "budget: grow the share back, look for closed holders"}), func(workflow.Future) {})
+		s.Select(ctx)
+		cancel()
+		now = workflow.Now(ctx)
+		if b.st.Share < float64(b.st.Limit) && now.Sub(b.st.Throttled) >= budgetRecover {
+			b.st.Share = min(float64(b.st.Limit), b.st.Share+1) // additive increase
+		}
+		if !now.Before(sweepAt) {
+			sweepAt = now.Add(budgetSweep)
+			b.sweep(ctx)
+		}
+		b.drain(ctx)
+		if len(b.st.Held)+len(b.st.Queue) == 0 && b.st.Share >= float64(b.st.Limit) {
+			// Nothing held or asked for: the workflow ends; the next request
+			// starts it again (signal-with-start).
+			return nil
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			b.grant(ctx)
+			return workflow.NewContinueAsNewError(ctx, BudgetWorkflowName, b.st)
+		}
+	}
+}
+
+type budget struct {
+	st                         BudgetState
+	log                        interface{ Warn(string, ...interface{}) }
+	acquire, release, throttle workflow.ReceiveChannel
+}
+
+// drain handles every signal already delivered, so none is lost when the
+// run ends or continues as new.
+func (b *budget) drain(ctx workflow.Context) {
+	for {
+		var r LeaseRequest
+		var lease, why string
+		switch {
+		case b.acquire.ReceiveAsync(&r):
+			b.onAcquire(r)
+		case b.release.ReceiveAsync(&lease):
+			b.onRelease(lease)
+		case b.throttle.ReceiveAsync(&why):
+			b.onThrottle(ctx, why)
+		default:
+			return
+		}
+	}
+}
+
+func (b *budget) onAcquire(r LeaseRequest) {
+	if r.Limit > 0 && r.Limit != b.st.Limit {
+		if b.st.Share == float64(b.st.Limit) || b.st.Share > float64(r.Limit) {
+			b.st.Share = float64(r.Limit)
+		}
+		b.st.Limit = r.Limit
+	}
+	for _, l := range append(append([]LeaseRequest{}, b.st.Held...), b.st.Queue...) {
+		if l.Lease == r.Lease {
+			return // asked again by a retried activity: once is enough
+		}
+	}
+	b.st.Queue = append(b.st.Queue, r)
+}
+
+func (b *budget) onRelease(lease string) {
+	b.st.Held = keep(b.st.Held, func(l LeaseRequest) bool { return l.Lease != lease })
+	b.st.Queue = keep(b.st.Queue, func(l LeaseRequest) bool { return l.Lease != lease })
+}
+
+// onThrottle halves the share (multiplicative decrease), at most once a
+// minute: one overloaded moment seen by several copies counts once.
+func (b *budget) onThrottle(ctx workflow.Context, why string) {
+	now := workflow.Now(ctx)
+	if now.Sub(b.st.Throttled) >= budgetRecover {
+		b.st.Share = max(1, b.st.Share/2)
+		b.log.Warn("server overloaded: share halved", "service", b.st.Service, "share", b.st.Share, "why", why)
+	}
+	b.st.Throttled = now
+}
+
+// grant admits queued requests in order while they fit in the share; a
+// request larger than the whole share runs alone rather than never.
+func (b *budget) grant(ctx workflow.Context) {
+	for len(b.st.Queue) > 0 {
+		r := b.st.Queue[0]
+		used := b.st.used()
+		if used > 0 && used+r.Connections > int(b.st.Share) {
+			return
+		}
+		b.st.Queue = b.st.Queue[1:]
+		err := workflow.SignalExternalWorkflow(ctx, r.Holder, "", SignalGranted, LeaseGrant{Lease: r.Lease, Service: b.st.Service}).Get(ctx, nil)
+		if err != nil {
+			// The holder is gone (closed): its request lapses.
+			b.log.Warn("lease holder gone", "holder", r.Holder, "error", err)
+			continue
+		}
+		b.st.Held = append(b.st.Held, r)
+		b.st.Granted++
+		b.st.Peak = max(b.st.Peak, b.st.used())
+	}
+}
+
+// sweep releases the leases of holders that closed without releasing.
+func (b *budget) sweep(ctx workflow.Context) {
+	holders := map[string]bool{}
+	for _, l := range append(append([]LeaseRequest{}, b.st.Held...), b.st.Queue...) {
+		holders[l.Holder] = true
+	}
+	if len(holders) == 0 {
+		return
+	}
+	var ids []string
+	for h := range holders {
+		ids = append(ids, h)
+	}
+	sort.Strings(ids)
+	var closed []string
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, Summary: "budget: look for closed holders",
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}})
+	if err := workflow.ExecuteActivity(actx, a.ClosedWorkflows, ids).Get(ctx, &closed); err != nil {
+		b.log.Warn("sweep failed; the next one retries", "error", err)
+		return
+	}
+	gone := map[string]bool{}
+	for _, c := range closed {
+		gone[c] = true
+	}
+	b.st.Held = keep(b.st.Held, func(l LeaseRequest) bool { return !gone[l.Holder] })
+	b.st.Queue = keep(b.st.Queue, func(l LeaseRequest) bool { return !gone[l.Holder] })
+}
+
+func keep(ls []LeaseRequest, ok func(LeaseRequest) bool) []LeaseRequest {
+	out := ls[:0:0]
+	for _, l := range ls {
+		if ok(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// share is one service's part of a lease a migration needs.
+type share struct {
+	service     string
+	connections int
+	limit       int
+}
+
+// withBudget runs f holding leases on every service it names, asked for
+// in order (sources before destinations, so two migrations never wait on
+// each other), released when f returns. Versioned: migrations started
+// before budgets run without them.
+func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(workflow.Context) error) error {
+	if m.st.Budget == 0 {
+		return f(ctx)
+	}
+	var held []LeaseGrant // granted, and a request still queued
+	defer func() {
+		// Released even when f failed or the stage was cancelled.
+		rctx, _ := workflow.NewDisconnectedContext(ctx)
+		for _, g := range held {
+			if err := workflow.SignalExternalWorkflow(rctx, BudgetWorkflowID(g.Service), "", SignalRelease, g.Lease).Get(rctx, nil); err != nil {
+				m.log.Warn("release lease", "service", g.Service, "error", err)
+			}
+		}
+		m.st.WaitingFor = ""
+	}()
+	for _, sh := range shares {
+		if sh.service == "" || sh.limit <= 0 {
+			continue
+		}
+		m.st.LeaseSeq++
+		lease := fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq)
+		req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit}
+		if err := workflow.ExecuteActivity(short(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections"),
+			a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
+				Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
+			return err
+		}
+		// Until granted, a stop (rollback, cancel) withdraws the request.
+		held = append(held, LeaseGrant{Lease: lease, Service: sh.service})
+		m.st.WaitingFor = fmt.Sprintf("a share of %s's connection budget (%d connections; queued in order, see query %q on %s)",
+			sh.service, sh.limit, QueryBudget, BudgetWorkflowID(sh.service))
+		m.details(ctx)
+		ch := workflow.GetSignalChannel(ctx, SignalGranted)
+		for {
+			var g LeaseGrant
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &g) })
+			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+			sel.Select(ctx)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if g.Lease == lease {
+				break
+			}
+			// A grant for a lease this run no longer waits for (asked before
+			// a retry): give it back at once.
+			if err := workflow.SignalExternalWorkflow(ctx, BudgetWorkflowID(g.Service), "", SignalRelease, g.Lease).Get(ctx, nil); err != nil {
+				m.log.Warn("release stale lease", "error", err)
+			}
+		}
+		m.st.WaitingFor = ""
+	}
+	return f(ctx)
+}
+
+// budgets looks the servers' budgets up once (before preflight, whose
+// measuring connection counts too).
+func (m *migration) budgets(ctx workflow.Context) error {
+	if m.st.Budget == 0 || m.st.Budgets != nil {
+		return nil
+	}
+	var b activities.BudgetsResult
+	if err := workflow.ExecuteActivity(short(ctx, "budget: look up the servers' connection budgets"), a.ServerBudgets,
+		activities.BudgetsInput{Address: m.in.Address, To: m.in.To}).Get(ctx, &b); err != nil {
+		return err
+	}
+	m.st.Budgets = &b
+	return nil
+}
+
+// copyShares are the leases a copy, delta or verify needs.
+func (m *migration) copyShares() []share {
+	b := m.st.Budgets
+	if b == nil {
+		return nil
+	}
+	return []share{{b.SourceService, b.Connections, b.SourceBudget}, {m.in.To, b.Connections, b.DestBudget}}
+}
+
+// sourceShare is one connection on the source (preflight's measure).
+func (m *migration) sourceShare() []share {
+	b := m.st.Budgets
+	if b == nil {
+		return nil
+	}
+	return []share{{b.SourceService, 1, b.SourceBudget}}
+}
+
+// destShare is n connections on the destination (the notice, a rollback).
+func (m *migration) destShare(n int) []share {
+	b := m.st.Budgets
+	if b == nil {
+		return nil
+	}
+	return []share{{m.in.To, n, b.DestBudget}}
+}
