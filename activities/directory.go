@@ -42,10 +42,10 @@ type PreflightResult struct {
 	FreeSlots     int    `json:"freeSlots"`
 	// Connections a copy opens on each server, and the servers' budgets
 	// (0: none).
-	Connections  int `json:"connections,omitempty"`
-	SourceBudget int `json:"sourceBudget,omitempty"`
-	DestBudget   int `json:"destBudget,omitempty"`
-	Locale        string `json:"locale,omitempty"`
+	Connections  int    `json:"connections,omitempty"`
+	SourceBudget int    `json:"sourceBudget,omitempty"`
+	DestBudget   int    `json:"destBudget,omitempty"`
+	Locale       string `json:"locale,omitempty"`
 }
 
 // Preflight checks, read-only, that the migration can go ahead (the rule of
