@@ -170,12 +170,9 @@ func run() error {
 		return err
 	}
 	el := time.Since(start)
-	if *jsonOut != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+	out := jsonResult{Result: res}
+	if !*verify {
+		if err := writeJSON(*jsonOut, out); err != nil {
 			return err
 		}
 	}
@@ -205,6 +202,10 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		out.Verify = v
+		if err := writeJSON(*jsonOut, out); err != nil {
+			return err
+		}
 		fmt.Printf("verify (by content, %.2fs): %d checked: %d exact, %d stored altered by the destination, %d preserved, %d empty, %d reported not copied, %d missing, %d duplicated\n",
 			v.Duration.Seconds(), v.Checked, v.Exact, v.Altered, v.Preserved, v.Empty, v.NotCopied, v.Missing, v.Duplicates)
 		if !v.OK() {
@@ -220,6 +221,25 @@ func run() error {
 }
 
 var lastCheckpoints map[string]mailcopy.Checkpoint
+
+// jsonResult is what --json writes: the copy's result and, with --verify,
+// the verification, so a script sees which messages verify called
+// altered, preserved or missing.
+type jsonResult struct {
+	*mailcopy.Result
+	Verify *mailcopy.VerifyResult `json:"verify,omitempty"`
+}
+
+func writeJSON(path string, r jsonResult) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
 
 func printItem(it mailcopy.Skip) {
 	kind := "reported"

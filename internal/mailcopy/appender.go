@@ -24,11 +24,27 @@ type batchHooks struct {
 }
 
 // streamBatch FETCHes the bodies of batch and streams each into an APPEND.
-// With binary, bodies are fetched with BINARY.PEEK[] (NUL bytes intact) and
-// appended as literal8.
+// With binary, bodies are appended as literal8 and the messages whose
+// BINARY[] is their bytes (binary.go) are fetched with BINARY.PEEK[] (NUL
+// bytes intact), the others with BODY.PEEK[], in UID order.
 func streamBatch(ctx context.Context, s *conn, batch imap.UIDSet, byUID map[imap.UID]meta, ap *appender, h batchHooks) error {
+	runs, err := fetchPlan(s, batch, ap.binary)
+	if err != nil {
+		return classify(err, "fetch body structures")
+	}
+	for _, r := range runs {
+		if err := streamRun(ctx, s, r.uids, r.binary, byUID, ap, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamRun FETCHes the bodies of uids, with BINARY.PEEK[] or BODY.PEEK[],
+// and streams each into an APPEND.
+func streamRun(ctx context.Context, s *conn, batch imap.UIDSet, binary bool, byUID map[imap.UID]meta, ap *appender, h batchHooks) error {
 	fo := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true}
-	if ap.binary {
+	if binary {
 		fo.BinarySection = []*imap.FetchItemBinarySection{{Peek: true}}
 	} else {
 		fo.BodySection = []*imap.FetchItemBodySection{{Peek: true}}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,7 +152,41 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 		d.close()
 		return nil, err
 	}
-	mappings, folderItems, err := createFolders(d, mappings)
+	// A source folder that is listed but cannot be opened (an on-disk name
+	// that is not valid modified UTF-7, a name beginning with "~") is
+	// reported, and nothing is created for it on the destination: an
+	// empty folder there, perhaps under a safe name, would only puzzle
+	// the owner. It still exists as a parent when it has children.
+	counts := map[string]uint32{}
+	unreadable := map[string]Skip{}
+	var dropped []Mapping // unreadable, not created
+	readable := mappings[:0:0]
+	for _, m := range mappings {
+		if m.NoSelect {
+			readable = append(readable, m)
+			continue
+		}
+		st, err := s.Status(m.Source, &imap.StatusOptions{NumMessages: true}).Wait()
+		if err != nil {
+			if !isNo(err) {
+				s.close()
+				d.close()
+				return nil, classify(err, fmt.Sprintf("status of %q", m.Source))
+			}
+			unreadable[m.Source] = Skip{Folder: m.Source, Category: CatFolderUnreadable,
+				Reason: "the source folder cannot be opened: " + errText(err)}
+			if !hasPathChild(mappings, m) {
+				m.Note = strings.TrimSpace(m.Note + " not created: the source folder cannot be opened")
+				dropped = append(dropped, m)
+				continue
+			}
+			m.NoSelect = true
+		} else if st.NumMessages != nil {
+			counts[m.Source] = *st.NumMessages
+		}
+		readable = append(readable, m)
+	}
+	mappings, folderItems, err := createFolders(d, readable)
 	if err != nil {
 		s.close()
 		d.close()
@@ -181,6 +216,10 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	}
 	var jobs []job
 	for _, m := range mappings {
+		if sk, ok := unreadable[m.Source]; ok {
+			addFolderItem(m, sk)
+			continue
+		}
 		if sk, ok := folderItems[m.Source]; ok && sk.NotCopied() {
 			addFolderItem(m, sk)
 			continue
@@ -188,24 +227,10 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 		if m.NoSelect {
 			continue
 		}
-		st, err := s.Status(m.Source, &imap.StatusOptions{NumMessages: true}).Wait()
-		if err != nil {
-			if !isNo(err) {
-				s.close()
-				d.close()
-				return nil, classify(err, fmt.Sprintf("status of %q", m.Source))
-			}
-			// A folder listed but not openable (an on-disk name that is
-			// not valid modified UTF-7): reported, the others go on.
-			addFolderItem(m, Skip{Folder: m.Source, Category: CatFolderUnreadable,
-				Reason: "the source folder cannot be opened: " + errText(err)})
-			continue
-		}
-		var n uint32
-		if st.NumMessages != nil {
-			n = *st.NumMessages
-		}
-		jobs = append(jobs, job{m, n})
+		jobs = append(jobs, job{m, counts[m.Source]})
+	}
+	for _, m := range dropped {
+		addFolderItem(m, unreadable[m.Source])
 	}
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].count > jobs[j].count })
 
@@ -214,6 +239,16 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 		folderItems: folderItems, problems: problemsFolderName(opts.Locale, mappings, d)}
 	for k, v := range opts.Checkpoints {
 		tr.cps[k] = v
+	}
+	origins, err := preservedOrigins(d, tr.problems.name)
+	if err != nil {
+		s.close()
+		d.close()
+		return nil, classify(err, "read the problems folder")
+	}
+	tr.preserved = make(map[string]bool, len(origins))
+	for k := range origins {
+		tr.preserved[k] = true
 	}
 	queue := make(chan job, len(jobs))
 	for _, j := range jobs {
@@ -321,6 +356,16 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	return res, nil
 }
 
+// hasPathChild reports whether a folder has subfolders to copy.
+func hasPathChild(ms []Mapping, parent Mapping) bool {
+	for _, m := range ms {
+		if strings.HasPrefix(m.Path, parent.Path+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // tracker aggregates progress across workers.
 type tracker struct {
 	// What every folder's copy shares.
@@ -329,6 +374,10 @@ type tracker struct {
 	useRaw      bool
 	folderItems map[string]Skip
 	problems    *problemsFolder
+	// preserved are the origins ("folder\x00uidvalidity\x00uid", the
+	// folder in modified UTF-7) of messages already kept in the problems
+	// folder by an earlier run.
+	preserved map[string]bool
 
 	mu    sync.Mutex
 	cbMu  sync.Mutex // serializes OnProgress calls

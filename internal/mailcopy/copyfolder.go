@@ -100,6 +100,13 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 			}
 			continue
 		}
+		if tr.preserved[fmt.Sprintf("%s\x00%d\x00%d", utf7Encode(m.Source), sel.UIDValidity, mm.UID)] {
+			// Refused by the destination on an earlier run and kept in
+			// the problems folder: refusing it twice more adds nothing.
+			fr.Reported = append(fr.Reported, Skip{Folder: m.Source, UID: uint32(mm.UID), Size: mm.Size, Date: mm.Date, MessageID: mm.MessageID,
+				Category: CatPreserved, Reason: fmt.Sprintf("kept as an attachment of a message in %q (an earlier run)", tr.problems.name)})
+			continue
+		}
 		switch {
 		case mm.Size == 0 && dsel.NumMessages > 0:
 			fr.Reported = append(fr.Reported, emptyItem(m.Source, mm.UID, mm.Date))

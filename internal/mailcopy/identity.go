@@ -57,6 +57,9 @@ type digest struct {
 	raw, norm [32]byte
 	size      int64
 	date      time.Time
+	// flags are the message's flags and keywords (\Recent left out),
+	// sorted: verify compares them.
+	flags []string
 }
 
 // normWriter hashes a normalized form of what is written: CRLF, bare CR and
@@ -89,13 +92,27 @@ func (w *normWriter) Write(p []byte) (int, error) {
 }
 
 // hashBodies fetches the bodies of uids in the selected folder and returns
-// their digests. With binary, BINARY.PEEK[] is read (NUL bytes intact).
+// their digests. With binary, BINARY.PEEK[] is read (NUL bytes intact) for
+// the messages whose BINARY[] is their bytes (binary.go).
 func hashBodies(c *conn, uids imap.UIDSet, binary bool) (map[imap.UID]digest, error) {
 	out := map[imap.UID]digest{}
 	if len(uids) == 0 {
 		return out, nil
 	}
-	fo := &imap.FetchOptions{UID: true, InternalDate: true}
+	runs, err := fetchPlan(c, uids, binary)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if err := hashRun(c, r.uids, r.binary, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func hashRun(c *conn, uids imap.UIDSet, binary bool, out map[imap.UID]digest) error {
+	fo := &imap.FetchOptions{UID: true, InternalDate: true, Flags: true}
 	if binary {
 		fo.BinarySection = []*imap.FetchItemBinarySection{{Peek: true}}
 	} else {
@@ -120,6 +137,8 @@ func hashBodies(c *conn, uids imap.UIDSet, binary bool) (map[imap.UID]digest, er
 				uid = it.UID
 			case imapclient.FetchItemDataInternalDate:
 				d.date = it.Time
+			case imapclient.FetchItemDataFlags:
+				d.flags = flagSet(it.Flags)
 			case imapclient.FetchItemDataBodySection:
 				lit = it.Literal
 			case imapclient.FetchItemDataBinarySection:
@@ -130,7 +149,7 @@ func hashBodies(c *conn, uids imap.UIDSet, binary bool) (map[imap.UID]digest, er
 				n, err := io.Copy(io.MultiWriter(raw, norm), lit)
 				if err != nil {
 					_ = cmd.Close()
-					return nil, err
+					return err
 				}
 				d.size = n
 				raw.Sum(d.raw[:0])
@@ -142,7 +161,7 @@ func hashBodies(c *conn, uids imap.UIDSet, binary bool) (map[imap.UID]digest, er
 			out[uid] = d
 		}
 	}
-	return out, cmd.Close()
+	return cmd.Close()
 }
 
 // match is how a source message was found on the destination.
@@ -199,7 +218,7 @@ func (m *matcher) find(src imap.UID) (match, bool) {
 		sameDay bool
 	}{{m.byRaw, s.raw, true}, {m.byRaw, s.raw, false}, {m.byNorm, s.norm, false}} {
 		for _, u := range pass.idx[pass.key] {
-			if m.used[u] || (pass.sameDay && !m.dst[u].date.Equal(s.date)) {
+			if m.used[u] || (pass.sameDay && !SameInternalDate(m.dst[u].date, s.date)) {
 				continue
 			}
 			m.used[u] = true
@@ -231,8 +250,66 @@ func alteration(s, d digest) string {
 	if s.raw != d.raw {
 		why = append(why, fmt.Sprintf("line endings or NUL bytes normalized (%d bytes stored for %d)", d.size, s.size))
 	}
-	if !s.date.IsZero() && !d.date.IsZero() && !s.date.Equal(d.date) {
+	if !s.date.IsZero() && !d.date.IsZero() && !SameInternalDate(s.date, d.date) {
 		why = append(why, fmt.Sprintf("internal date %s replaced by %s", s.date.UTC().Format(time.RFC3339), d.date.UTC().Format(time.RFC3339)))
+	}
+	return strings.Join(why, "; ")
+}
+
+// SameInternalDate reports whether two internal dates are the same stored
+// value. Dovecot 2.3 keeps a message's received date in its index as an
+// unsigned 32-bit time: a date before 1970 is served as itself until the
+// index caches it, then as the same instant plus 2^32 seconds (1965 reads
+// as 2101), on the source as on the destination. Which of the two a server
+// serves depends on whether its index has cached the message yet, so the
+// same message would read as altered on one pass and exact on the next:
+// dates 2^32 seconds apart are one stored value.
+func SameInternalDate(a, b time.Time) bool {
+	if a.Equal(b) {
+		return true
+	}
+	d := a.Sub(b)
+	return d == 1<<32*time.Second || d == -(1<<32)*time.Second
+}
+
+// flagSet is flags without \Recent (per session, never copied), sorted.
+func flagSet(flags []imap.Flag) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if !strings.EqualFold(string(f), `\Recent`) {
+			out = append(out, string(f))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// flagDifference says which flags of the source message the destination's
+// copy lacks, and which it has in addition ("" when the sets agree).
+func flagDifference(src, dst []string) string {
+	have := map[string]bool{}
+	for _, f := range dst {
+		have[strings.ToLower(f)] = true
+	}
+	want := map[string]bool{}
+	var lacks, extra []string
+	for _, f := range src {
+		want[strings.ToLower(f)] = true
+		if !have[strings.ToLower(f)] {
+			lacks = append(lacks, f)
+		}
+	}
+	for _, f := range dst {
+		if !want[strings.ToLower(f)] {
+			extra = append(extra, f)
+		}
+	}
+	var why []string
+	if len(lacks) > 0 {
+		why = append(why, "flags "+strings.Join(lacks, " ")+" not on the destination")
+	}
+	if len(extra) > 0 {
+		why = append(why, "flags "+strings.Join(extra, " ")+" only on the destination")
 	}
 	return strings.Join(why, "; ")
 }

@@ -82,6 +82,13 @@ func retryRefused(s *conn, m Mapping, r refusal, tr *tracker, fr *FolderResult, 
 
 // fetchOne reads one message of the selected source folder.
 func fetchOne(s *conn, uid imap.UID, binary bool) ([]byte, time.Time, error) {
+	if binary {
+		safe, err := binarySafe(s, imap.UIDSetNum(uid))
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		binary = safe[uid]
+	}
 	fo := &imap.FetchOptions{UID: true, InternalDate: true}
 	if binary {
 		fo.BinarySection = []*imap.FetchItemBinarySection{{Peek: true}}
@@ -231,8 +238,15 @@ func wrapPreserved(locale, owner, folder string, uid imap.UID, id string, body [
 		txt = preservedTexts["en"]
 	}
 	subject := txt[0]
-	if orig := headerValue(headerBlock(body), "Subject"); orig != "" && utf8.ValidString(orig) {
-		subject += ": " + orig
+	if orig := headerValue(headerBlock(body), "Subject"); orig != "" {
+		// The original's encoded words are decoded, or the owner would
+		// read "=?utf-8?q?...?=" once the note's subject is encoded.
+		if dec, err := new(mime.WordDecoder).DecodeHeader(orig); err == nil {
+			orig = dec
+		}
+		if utf8.ValidString(orig) {
+			subject += ": " + sanitizeText(orig)
+		}
 	}
 	sum := sha256.Sum256(body)
 	boundary := "mailshift-" + hex.EncodeToString(sum[:8])

@@ -161,6 +161,14 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (*VerifyResult
 			if !ok {
 				f, ok = mt.find(mm.UID)
 			}
+			if ok {
+				// Exact means the bytes, the date and the flags: a copy
+				// without a keyword the destination refused is on the
+				// destination, altered, as the copy reported it.
+				if fd := flagDifference(flagSet(mm.Flags), dh[f.dest].flags); fd != "" {
+					f.altered = strings.TrimPrefix(f.altered+"; "+fd, "; ")
+				}
+			}
 			dg := sh[mm.UID]
 			origin := fmt.Sprintf("%s\x00%d\x00%d", utf7Encode(m.Source), sel.UIDValidity, mm.UID)
 			switch {
