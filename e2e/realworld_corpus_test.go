@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/mailshift/mailshift/internal/corpus"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailcopy"
@@ -87,7 +88,7 @@ func TestRealWorldCorpusThreeRuns(t *testing.T) {
 			"--to", dst.Addr, "--to-user", "alice@example.com", "--to-master", "mailshift", "--to-security", "plain",
 			"--locale", "fr", "--verify", "--json", jsonPath)
 		cmd.Env = append(os.Environ(), "MAILSHIFT_FROM_PASSWORD="+masterPW, "MAILSHIFT_TO_PASSWORD="+masterPW)
-		out, err := cmd.CombinedOutput()
+		output, err := cmd.CombinedOutput()
 		code := 0
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -95,21 +96,50 @@ func TestRealWorldCorpusThreeRuns(t *testing.T) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		var res mailcopy.Result
+		var out struct {
+			mailcopy.Result
+			Verify *mailcopy.VerifyResult `json:"verify"`
+		}
 		b, rerr := os.ReadFile(jsonPath)
-		if rerr != nil || json.Unmarshal(b, &res) != nil {
-			t.Fatalf("run %d: exit %d, no result: %v\n%s\n%s", run, code, rerr, out, dst.Log())
+		res := &out.Result
+		if rerr != nil || json.Unmarshal(b, &out) != nil || out.Verify == nil {
+			t.Fatalf("run %d: exit %d, no result: %v\n%s\n%s", run, code, rerr, output, dst.Log())
 		}
 		for _, it := range res.Items() {
 			reported[fmt.Sprintf("%s\x00%d", it.Folder, it.UID)] = it
 		}
-		c := compareCorpus(t, ctx, srcEP, dstEP, &res, reported)
-		rows = append(rows, fmt.Sprintf("| %d | %d | %d | %d | %d | %d | %d | %d | %d |", run, c.exact, c.altered, c.preserved, c.reported, c.lost, c.duplicated, res.Copied, code))
-		if c.lost != 0 || c.duplicated != 0 || code != 0 {
-			t.Errorf("run %d: exit %d, %d lost, %d duplicated: %s\n%s", run, code, c.lost, c.duplicated, strings.Join(c.problems, "; "), out)
+		c := compareCorpus(t, ctx, srcEP, dstEP, res, reported)
+		if got, want := alteredOf(out.Verify), c.alteredList; got != want {
+			t.Errorf("run %d: verify calls altered %s, the comparison %s", run, got, want)
 		}
 		if run == 1 {
-			t.Logf("mailshift-copy run 1 output:\n%s", out)
+			t.Logf("altered by the destination (verify and comparison agree): %s", c.alteredList)
+		}
+		rows = append(rows, fmt.Sprintf("| %d | %d | %d | %d | %d | %d | %d | %d | %d |", run, c.exact, c.altered, c.preserved, c.reported, c.lost, c.duplicated, res.Copied, code))
+		if c.lost != 0 || c.duplicated != 0 || code != 0 {
+			t.Errorf("run %d: exit %d, %d lost, %d duplicated: %s\n%s", run, code, c.lost, c.duplicated, strings.Join(c.problems, "; "), output)
+		}
+		if run == 1 {
+			t.Logf("mailshift-copy run 1 output:\n%s", output)
+		}
+	}
+	// A source folder that cannot be opened leaves nothing on the
+	// destination: no empty folder under its name or a safe one.
+	dc, err := imapclient.DialInsecure(dst.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	if err := dc.Login("alice@example.com*mailshift", masterPW).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := dc.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range list {
+		if strings.Contains(l.Mailbox, "tilde") || strings.Contains(l.Mailbox, "&AOk") {
+			t.Errorf("destination folder %q exists for a source folder that cannot be opened", l.Mailbox)
 		}
 	}
 	t.Logf("three runs of mailshift-copy on the adversarial corpus (%d messages):\n| run | exact | altered by destination | preserved | reported | lost | duplicated | copied this run | exit |\n|---|---|---|---|---|---|---|---|---|\n%s",
@@ -119,6 +149,8 @@ func TestRealWorldCorpusThreeRuns(t *testing.T) {
 type corpusCounts struct {
 	exact, altered, preserved, reported, lost, duplicated int
 	problems                                              []string
+	// alteredList names the altered messages ("folder uid", sorted).
+	alteredList string
 }
 
 // compareCorpus classifies every source message independently of the
@@ -150,13 +182,16 @@ func compareCorpus(t *testing.T, ctx context.Context, srcEP, dstEP mailcopy.Endp
 	used := map[*mailcopy.InventoryMessage]bool{}
 	want := map[string]int{} // dest folder + norm -> source count
 	var c corpusCounts
+	var altered []string
 	for _, s := range srcInv {
 		df := dest[s.Folder]
 		want[df+"\x00"+s.Norm]++
 		it, isReported := reported[fmt.Sprintf("%s\x00%d", s.Folder, s.UID)]
 		var found *mailcopy.InventoryMessage
 		for _, pass := range []func(d *mailcopy.InventoryMessage) bool{
-			func(d *mailcopy.InventoryMessage) bool { return d.SHA256 == s.SHA256 && d.Date.Equal(s.Date) },
+			func(d *mailcopy.InventoryMessage) bool {
+				return d.SHA256 == s.SHA256 && mailcopy.SameInternalDate(d.Date, s.Date)
+			},
 			func(d *mailcopy.InventoryMessage) bool { return d.SHA256 == s.SHA256 },
 			func(d *mailcopy.InventoryMessage) bool { return d.Norm == s.Norm },
 		} {
@@ -174,10 +209,11 @@ func compareCorpus(t *testing.T, ctx context.Context, srcEP, dstEP mailcopy.Endp
 		case found != nil:
 			used[found] = true
 			sameFlags := strings.Join(sorted(s.Flags), " ") == strings.Join(sorted(found.Flags), " ")
-			if found.SHA256 == s.SHA256 && found.Date.Equal(s.Date) && sameFlags {
+			if found.SHA256 == s.SHA256 && mailcopy.SameInternalDate(found.Date, s.Date) && sameFlags {
 				c.exact++
-			} else if isReported || found.SHA256 != s.SHA256 || !found.Date.Equal(s.Date) {
+			} else if isReported || found.SHA256 != s.SHA256 || !mailcopy.SameInternalDate(found.Date, s.Date) {
 				c.altered++
+				altered = append(altered, fmt.Sprintf("%q %d", s.Folder, s.UID))
 				if !isReported {
 					c.problems = append(c.problems, fmt.Sprintf("%q uid %d altered without a report (flags %v / %v, date %v / %v)", s.Folder, s.UID, s.Flags, found.Flags, s.Date, found.Date))
 				}
@@ -196,6 +232,7 @@ func compareCorpus(t *testing.T, ctx context.Context, srcEP, dstEP mailcopy.Endp
 			c.problems = append(c.problems, fmt.Sprintf("%q uid %d (%d bytes) lost", s.Folder, s.UID, s.Size))
 		}
 	}
+	c.alteredList = strings.Join(sorted(altered), ", ")
 	have := map[string]int{}
 	for f, ms := range byFolder {
 		for _, m := range ms {
@@ -226,4 +263,16 @@ func sorted(l []string) []string {
 	out := append([]string(nil), l...)
 	sort.Strings(out)
 	return out
+}
+
+// alteredOf names the messages verify found stored altered, as
+// compareCorpus does.
+func alteredOf(v *mailcopy.VerifyResult) string {
+	var l []string
+	for _, f := range v.Folders {
+		for _, a := range f.Altered {
+			l = append(l, fmt.Sprintf("%q %d", a.Folder, a.UID))
+		}
+	}
+	return strings.Join(sorted(l), ", ")
 }
