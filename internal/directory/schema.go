@@ -72,6 +72,16 @@ var migrations = []string{
 		address TEXT NOT NULL,
 		detail TEXT NOT NULL
 	);`,
+	// 2: aliases that deliver to an address (they move with it), and the
+	// ManageSieve server of a service ('' : the IMAP host, port 4190).
+	`ALTER TABLE services ADD COLUMN sieve_addr TEXT NOT NULL DEFAULT '';
+	CREATE TABLE aliases (
+		alias TEXT NOT NULL,
+		target TEXT NOT NULL,
+		service_id TEXT NOT NULL REFERENCES services(id),
+		PRIMARY KEY (alias, target)
+	);
+	CREATE INDEX aliases_target ON aliases (target);`,
 }
 
 // Open opens (and migrates) a directory. dsn is a file path or
