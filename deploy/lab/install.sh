@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real servers the integration tests drive (Dovecot with its
-# SQLite and PostgreSQL drivers, BIND9, PostgreSQL, Postfix with its SQLite
-# and PostgreSQL maps, mbsync, and Chromium for the Temporal UI test) when
-# missing, then checks that every binary and module the tests use is there
-# and fails naming what is not. Debian packages; needs root.
+# SQLite and PostgreSQL drivers and Pigeonhole's Sieve plugin and
+# ManageSieve, BIND9, PostgreSQL, Postfix with its SQLite and PostgreSQL
+# maps, mbsync, and Chromium for the Temporal UI test) when missing, then
+# checks that every binary and module the tests use is there and fails
+# naming what is not. Debian packages; needs root.
 set -euo pipefail
 
 # One line per thing the tests use: package, then a shell test that is true
@@ -12,6 +13,8 @@ checks=(
   "dovecot-imapd|command -v dovecot"
   "dovecot-sqlite|test -e /usr/lib/dovecot/modules/libdriver_sqlite.so"
   "dovecot-pgsql|test -e /usr/lib/dovecot/modules/libdriver_pgsql.so"
+  "dovecot-sieve|test -e /usr/lib/dovecot/modules/lib90_sieve_plugin.so"
+  "dovecot-managesieved|test -x /usr/lib/dovecot/managesieve"
   "bind9|command -v named"
   "bind9-dnsutils|command -v nsupdate"
   "bind9-utils|command -v rndc"

@@ -38,6 +38,12 @@ type DovecotOptions struct {
 	// NO [LIMIT] without announcing APPENDLIMIT (the quota plugin's
 	// quota_max_mail_size, as real servers do).
 	MaxMailSize int64
+	// Sieve runs Pigeonhole: ManageSieve on a free port (SieveAddr) and
+	// the sieve plugin for dovecot-lda and LMTP deliveries.
+	Sieve bool
+	// SieveExtensions, with Sieve, is Pigeonhole's sieve_extensions
+	// ("-imap4flags": a server that lacks an extension).
+	SieveExtensions string
 }
 
 // Dovecot is a running lab Dovecot.
@@ -47,6 +53,8 @@ type Dovecot struct {
 	// TLSAddr and CAFile are set with DovecotOptions.TLS.
 	TLSAddr string
 	CAFile  string
+	// SieveAddr is the ManageSieve listener (DovecotOptions.Sieve).
+	SieveAddr string
 }
 
 // StartDovecot starts Dovecot from deploy/lab/dovecot with a private
@@ -117,6 +125,16 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 			return nil, nil, err
 		}
 	}
+	var sieveAddr string
+	if o.Sieve {
+		p, err := PickPort()
+		if err != nil {
+			return nil, nil, err
+		}
+		data["SievePort"] = strconv.Itoa(p)
+		data["SieveExtensions"] = o.SieveExtensions
+		sieveAddr = net.JoinHostPort("127.0.0.1", data["SievePort"])
+	}
 	if err := renderFile(filepath.Join(root, "deploy/lab/dovecot/dovecot.conf.tmpl"), filepath.Join(dir, "dovecot.conf"), data); err != nil {
 		return nil, nil, err
 	}
@@ -150,23 +168,42 @@ func LaunchDovecot(o DovecotOptions) (*Dovecot, func(), error) {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "* OK") {
-				break
+	greeted := func(addr string, ok func(line string) bool) error {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+				r := bufio.NewReader(c)
+				for {
+					line, rerr := r.ReadString('\n')
+					if rerr != nil {
+						break
+					}
+					if ok(line) {
+						c.Close()
+						return nil
+					}
+				}
+				c.Close()
 			}
+			if time.Now().After(deadline) {
+				dl, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
+				stop()
+				return fmt.Errorf("Dovecot %s did not greet on %s: %v\n%s\n%s", o.Name, addr, err, log.String(), dl)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			dl, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			stop()
-			return nil, nil, fmt.Errorf("Dovecot %s did not greet on %s: %v\n%s\n%s", o.Name, addr, err, log.String(), dl)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	return &Dovecot{Addr: addr, Dir: dir, TLSAddr: tlsAddr, CAFile: caFile}, stop, nil
+	if err := greeted(addr, func(l string) bool { return strings.HasPrefix(l, "* OK") }); err != nil {
+		return nil, nil, err
+	}
+	if sieveAddr != "" {
+		// ManageSieve greets with its capabilities, then OK.
+		if err := greeted(sieveAddr, func(l string) bool { return strings.HasPrefix(l, "OK") }); err != nil {
+			return nil, nil, err
+		}
+	}
+	return &Dovecot{Addr: addr, Dir: dir, TLSAddr: tlsAddr, CAFile: caFile, SieveAddr: sieveAddr}, stop, nil
 }
 
 // Log returns the server's log (for failure messages).
