@@ -279,10 +279,25 @@ func TestContinueAsNewPaths(t *testing.T) {
 			}
 		}},
 		{name: "continue-as-new-window", address: "carol@example.com", outcome: workflows.StageDone, drive: func(t *testing.T, p *pathEnv) {
-			// cutoverAfter a few seconds ahead: the wait's timer fires, the
-			// window is open, the run goes on.
-			p.start(t, workflows.Input{AutoConfirm: true, DNSInterval: "1s", CutoverAfter: time.Now().Add(4 * time.Second).Format(time.RFC3339)})
+			// Moving the window wakes the wait, which continues as new on
+			// this server; the new run waits again, then cuts over now.
+			p.start(t, workflows.Input{AutoConfirm: true, DNSInterval: "1s", CutoverWindow: windowIn(5 * time.Hour)})
 			waitStage(t, p.c, p.address, workflows.StageWaitWindow)
+			before := len(chain(t, p.c, p.address))
+			// Each move adds a few events; the server suggests continuing as
+			// new past its (low) threshold.
+			for i := 0; len(chain(t, p.c, p.address)) == before; i++ {
+				if i == 8 {
+					t.Fatalf("no continue-as-new after %d window moves", i)
+				}
+				if _, err := cli.Update(ctx, p.c, workflows.WorkflowID(p.address), workflows.UpdateSetWindow,
+					workflows.ActionInput{By: "paths-test", Window: windowIn(time.Duration(6+i) * time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			waitStage(t, p.c, p.address, workflows.StageWaitWindow)
+			p.act(t, workflows.UpdateCutoverNow, "")
 		}},
 		{name: "continue-as-new-dns", address: "bob@example.com", outcome: workflows.StageDone, drive: func(t *testing.T, p *pathEnv) {
 			p.start(t, workflows.Input{AutoConfirm: true, DNSInterval: "1s", DNSMaxInterval: "1s"})

@@ -203,7 +203,7 @@ func (m *migration) waitWindow(ctx workflow.Context) error {
 		if m.cancelled || m.rollback {
 			return errCancelledByOperator
 		}
-		if !m.st.CutoverNow && !m.windowMoved && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if !m.st.CutoverNow && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return m.continueAsNew(ctx)
 		}
 	}
