@@ -27,34 +27,8 @@ import (
 // lost silently, nothing duplicated, and verify passes.
 func TestRealWorldCorpusThreeRuns(t *testing.T) {
 	ctx := context.Background()
-	dbPath := filepath.Join(t.TempDir(), "directory.db")
-	dir, err := directory.Open(ctx, dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dir.Close() })
-	srcPort, dstPort := testenv.FreePort(t), testenv.FreePort(t)
-	for _, sv := range []directory.Service{
-		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addrOf(srcPort), IMAPSecurity: "plain"},
-		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addrOf(dstPort), IMAPSecurity: "plain"},
-	} {
-		if err := dir.AddService(ctx, sv); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := dir.AddAccount(ctx, directory.Account{Address: "alice@example.com", ServiceID: "mxplan-1", Locale: "fr"}, directory.HashPassword("alice-pw")); err != nil {
-		t.Fatal(err)
-	}
-	if err := dir.AddSlot(ctx, "emailpro-1", "ab12@configureme.me", 5<<30); err != nil {
-		t.Fatal(err)
-	}
-	mh := directory.HashPassword(masterPW)
-	src := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "mxplan", Directory: dbPath, Services: []string{"mxplan-1"},
-		MasterUser: "mailshift", MasterHash: mh, Port: srcPort})
-	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "emailpro", Directory: dbPath, Services: []string{"emailpro-1"},
-		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, Port: dstPort, MaxMailSize: 1 << 20})
-	l := &lab{dbPath: dbPath, dir: dir, src: src, dst: dst}
-	l.assignSlot(t, "migrate:alice@example.com")
+	l := startRealWorldLab(t, 1<<20)
+	src, dst := l.src, l.dst
 
 	big := 2000
 	if os.Getenv("MAILSHIFT_BIG_FOLDER") != "" {
@@ -70,12 +44,7 @@ func TestRealWorldCorpusThreeRuns(t *testing.T) {
 	}
 	t.Logf("corpus: %d messages, classes: %s", n, strings.Join(corpus.Classes, ", "))
 
-	bin := filepath.Join(t.TempDir(), "mailshift-copy")
-	root0, _ := testenv.RepoRoot()
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root0, "cmd/mailshift-copy")).CombinedOutput(); err != nil {
-		t.Fatalf("build mailshift-copy: %v\n%s", err, out)
-		return
-	}
+	bin := buildCopy(t)
 	srcEP := mailcopy.Endpoint{Addr: src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
 	dstEP := srcEP
 	dstEP.Addr = dst.Addr
@@ -144,6 +113,55 @@ func TestRealWorldCorpusThreeRuns(t *testing.T) {
 	}
 	t.Logf("three runs of mailshift-copy on the adversarial corpus (%d messages):\n| run | exact | altered by destination | preserved | reported | lost | duplicated | copied this run | exit |\n|---|---|---|---|---|---|---|---|---|\n%s",
 		n, strings.Join(rows, "\n"))
+}
+
+// startRealWorldLab starts a source and a destination lab Dovecot (the
+// destination Courier-style, refusing messages over maxMail bytes with NO
+// [LIMIT] when maxMail > 0, without APPENDLIMIT) for alice@example.com,
+// whose slot is assigned.
+func startRealWorldLab(t *testing.T, maxMail int64) *lab {
+	t.Helper()
+	ctx := context.Background()
+	dbPath := filepath.Join(t.TempDir(), "directory.db")
+	dir, err := directory.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dir.Close() })
+	srcPort, dstPort := testenv.FreePort(t), testenv.FreePort(t)
+	for _, sv := range []directory.Service{
+		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addrOf(srcPort), IMAPSecurity: "plain"},
+		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addrOf(dstPort), IMAPSecurity: "plain"},
+	} {
+		if err := dir.AddService(ctx, sv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dir.AddAccount(ctx, directory.Account{Address: "alice@example.com", ServiceID: "mxplan-1", Locale: "fr"}, directory.HashPassword("alice-pw")); err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.AddSlot(ctx, "emailpro-1", "ab12@configureme.me", 5<<30); err != nil {
+		t.Fatal(err)
+	}
+	mh := directory.HashPassword(masterPW)
+	src := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "mxplan", Directory: dbPath, Services: []string{"mxplan-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: srcPort})
+	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "emailpro", Directory: dbPath, Services: []string{"emailpro-1"},
+		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, Port: dstPort, MaxMailSize: maxMail})
+	l := &lab{dbPath: dbPath, dir: dir, src: src, dst: dst}
+	l.assignSlot(t, "migrate:alice@example.com")
+	return l
+}
+
+// buildCopy builds mailshift-copy for the test.
+func buildCopy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mailshift-copy")
+	root, _ := testenv.RepoRoot()
+	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd/mailshift-copy")).CombinedOutput(); err != nil {
+		t.Fatalf("build mailshift-copy: %v\n%s", err, out)
+	}
+	return bin
 }
 
 type corpusCounts struct {
