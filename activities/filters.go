@@ -168,6 +168,53 @@ func (a *Activities) CopyFilters(ctx context.Context, in FiltersInput) (*Filters
 	return res, nil
 }
 
+// FiltersCheckInput names the account whose filters preflight reads.
+type FiltersCheckInput struct {
+	Address string `json:"address"`
+	From    string `json:"from"`
+}
+
+// CheckFilters is preflight's look at the account's Sieve filters on the
+// source, read-only: an active script that sends automatic replies
+// (vacation) is an auto-responder, which the platform refuses like the
+// directory's (permanent RedirectionPresent, naming the script and line).
+func (a *Activities) CheckFilters(ctx context.Context, in FiltersCheckInput) error {
+	if err := checkAddress(in.Address); err != nil {
+		return err
+	}
+	sd, ok := a.Dir.(SieveDirectory)
+	if !ok {
+		return permanent(ErrTypeConfig, "the directory cannot say where the services' ManageSieve servers are")
+	}
+	ep, err := a.sieveEndpoint(ctx, sd, in.From, in.Address)
+	if err != nil {
+		return err
+	}
+	c, err := sieve.Dial(ctx, ep)
+	if err != nil {
+		return fromSieve(err)
+	}
+	defer c.Close()
+	list, err := c.ListScripts()
+	if err != nil {
+		return fromSieve(err)
+	}
+	for _, s := range list {
+		if !s.Active {
+			continue
+		}
+		body, err := c.GetScript(s.Name)
+		if err != nil {
+			return fromSieve(err)
+		}
+		if sc, err := sieve.Parse(body); err == nil && sc.Vacation {
+			return permanent(ErrTypeRedirection, "auto-responder: the active Sieve filter %q of %s sends automatic replies (vacation, line %d); the owner removes it, then the migration starts again", s.Name, in.Address, sc.VacationLine)
+		}
+	}
+	_ = c.Logout()
+	return nil
+}
+
 // prepareScript refuses an auto-responder and rewrites folder names,
 // recording both in rep.
 func prepareScript(body string, rename func(string) (string, bool), rep *ScriptReport) (string, error) {

@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/mailshift/mailshift/activities"
@@ -39,6 +43,13 @@ const (
 // destination lacks the imap4flags extension.
 func sieveLab(t *testing.T) (*lab, *activities.Activities) {
 	t.Helper()
+	return sieveLabWith(t, false)
+}
+
+// sieveLabWith is sieveLab, with TLS on both servers (ManageSieve then
+// offers STARTTLS, and the services say "starttls") when tls is set.
+func sieveLabWith(t *testing.T, tls bool) (*lab, *activities.Activities) {
+	t.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "directory.db")
 	dir, err := directory.Open(ctx, dbPath)
@@ -47,9 +58,13 @@ func sieveLab(t *testing.T) (*lab, *activities.Activities) {
 	}
 	t.Cleanup(func() { dir.Close() })
 	srcPort, dstPort := testenv.FreePort(t), testenv.FreePort(t)
+	sec := "plain"
+	if tls {
+		sec = "starttls"
+	}
 	for _, sv := range []directory.Service{
-		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addrOf(srcPort), IMAPSecurity: "plain"},
-		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addrOf(dstPort), IMAPSecurity: "plain"},
+		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addrOf(srcPort), IMAPSecurity: sec},
+		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addrOf(dstPort), IMAPSecurity: sec},
 	} {
 		if err := dir.AddService(ctx, sv); err != nil {
 			t.Fatal(err)
@@ -63,9 +78,9 @@ func sieveLab(t *testing.T) (*lab, *activities.Activities) {
 	}
 	mh := directory.HashPassword(masterPW)
 	src := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "mxplan", Directory: dbPath, Services: []string{"mxplan-1"},
-		MasterUser: "mailshift", MasterHash: mh, Port: srcPort, Sieve: true})
+		MasterUser: "mailshift", MasterHash: mh, Port: srcPort, Sieve: true, TLS: tls})
 	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "emailpro", Directory: dbPath, Services: []string{"emailpro-1"},
-		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, Port: dstPort, Sieve: true, SieveExtensions: "-imap4flags"})
+		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, Port: dstPort, Sieve: true, SieveExtensions: "-imap4flags", TLS: tls})
 	for sv, addr := range map[string]string{"mxplan-1": src.SieveAddr, "emailpro-1": dst.SieveAddr} {
 		if err := dir.SetSieveAddr(ctx, sv, addr); err != nil {
 			t.Fatal(err)
@@ -73,6 +88,16 @@ func sieveLab(t *testing.T) (*lab, *activities.Activities) {
 	}
 	acts := &activities.Activities{Dir: dir, Mail: mailcopy.Engine{},
 		Master: activities.Master{User: "mailshift", Password: masterPW, Plain: true}}
+	if tls {
+		pool := x509.NewCertPool()
+		for _, f := range []string{src.CAFile, dst.CAFile} {
+			pem, err := os.ReadFile(f)
+			if err != nil || !pool.AppendCertsFromPEM(pem) {
+				t.Fatalf("CA file %s: %v", f, err)
+			}
+		}
+		acts.Master.RootCAs = pool
+	}
 	return &lab{dbPath: dbPath, dir: dir, src: src, dst: dst}, acts
 }
 
@@ -246,5 +271,36 @@ func deliverLDA(t *testing.T, d *testenv.Dovecot, user, msg string) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s\n%s", lda, err, out.String(), d.Log())
+	}
+}
+
+// TestFiltersPreflightRefusesAutoResponder: an active script with a
+// vacation action is an auto-responder, refused at preflight for good
+// (naming the script and line); once the owner deactivates it, preflight
+// lets the migration go on. The lab runs TLS: ManageSieve is reached with
+// STARTTLS and the servers' CAs.
+func TestFiltersPreflightRefusesAutoResponder(t *testing.T) {
+	l, acts := sieveLabWith(t, true)
+	sc := ownerSieve(t, l.src.SieveAddr)
+	if err := sc.PutScript("absence", awayScript); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.SetActive("absence"); err != nil {
+		t.Fatal(err)
+	}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	in := activities.FiltersCheckInput{Address: owner, From: "mxplan-1"}
+	_, err := env.ExecuteActivity(acts.CheckFilters, in)
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != activities.ErrTypeRedirection || !ae.NonRetryable() || !strings.Contains(ae.Error(), `"absence"`) || !strings.Contains(ae.Error(), "line 2") {
+		t.Fatalf("CheckFilters() = %v, want a permanent %s naming the script and line", err, activities.ErrTypeRedirection)
+	}
+	if err := sc.SetActive(""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.ExecuteActivity(acts.CheckFilters, in); err != nil {
+		t.Fatalf("CheckFilters() with the auto-responder inactive = %v, want nil", err)
 	}
 }

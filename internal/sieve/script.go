@@ -26,6 +26,8 @@ type Scan struct {
 	// Vacation is set when the script sends automatic replies (vacation,
 	// RFC 5230): an auto-responder, which the platform refuses.
 	Vacation bool
+	// VacationLine is the line of the first vacation action.
+	VacationLine int
 	// Require lists the extensions the script requires.
 	Require []string
 }
@@ -170,7 +172,9 @@ func Parse(src string) (*Scan, error) {
 				}
 			}
 		case "vacation":
-			sc.Vacation = true
+			if !sc.Vacation {
+				sc.Vacation, sc.VacationLine = true, t.line
+			}
 		case "fileinto":
 			j := i + 1
 			for j < len(toks) && toks[j].kind == ':' {

@@ -59,7 +59,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sc.Vacation || len(sc.Targets) != 1 || sc.Targets[0].Line != 3 || !reflect.DeepEqual(sc.Require, []string{"vacation", "fileinto"}) {
+	if !sc.Vacation || sc.VacationLine != 2 || len(sc.Targets) != 1 || sc.Targets[0].Line != 3 || !reflect.DeepEqual(sc.Require, []string{"vacation", "fileinto"}) {
 		t.Fatalf("Parse() = %+v", sc)
 	}
 	for _, bad := range []string{"fileinto \"A", "/* x", "fileinto ;", "if true { reject text:\nx\n"} {
