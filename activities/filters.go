@@ -71,6 +71,9 @@ type FiltersResult struct {
 	Refused   int    `json:"refused"`
 }
 
+// maxFoldersInInput bounds the folder map a workflow may pass.
+const maxFoldersInInput = 100000
+
 // maxReplyText bounds a server's words kept in a result.
 const maxReplyText = 500
 
@@ -84,6 +87,12 @@ const maxReplyText = 500
 func (a *Activities) CopyFilters(ctx context.Context, in FiltersInput) (*FiltersResult, error) {
 	if err := checkAddress(in.Address); err != nil {
 		return nil, err
+	}
+	if in.From == "" || in.To == "" || in.From == in.To {
+		return nil, permanent(ErrTypeBadInput, "filters of %s: source %q and destination %q must be two services", in.Address, in.From, in.To)
+	}
+	if len(in.Folders) > maxFoldersInInput {
+		return nil, permanent(ErrTypeBadInput, "filters of %s: %d folders in the map, at most %d", in.Address, len(in.Folders), maxFoldersInInput)
 	}
 	sd, ok := a.Dir.(SieveDirectory)
 	if !ok {

@@ -304,3 +304,28 @@ func TestFiltersPreflightRefusesAutoResponder(t *testing.T) {
 		t.Fatalf("CheckFilters() with the auto-responder inactive = %v, want nil", err)
 	}
 }
+
+// TestFiltersRefusedLogin: a master password the server refuses stops the
+// filters for good (AuthFailed); a bad input is refused before any server
+// is asked.
+func TestFiltersRefusedLogin(t *testing.T) {
+	_, acts := sieveLab(t)
+	acts.Master.Password = "not-the-master-password"
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	for _, tc := range []struct {
+		in   activities.FiltersInput
+		want string
+	}{
+		{activities.FiltersInput{Address: owner, From: "mxplan-1", To: "emailpro-1"}, activities.ErrTypeAuth},
+		{activities.FiltersInput{Address: owner, From: "mxplan-1", To: "mxplan-1"}, activities.ErrTypeBadInput},
+		{activities.FiltersInput{Address: "Alice@Example.com", From: "mxplan-1", To: "emailpro-1"}, activities.ErrTypeBadInput},
+	} {
+		_, err := env.ExecuteActivity(acts.CopyFilters, tc.in)
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) || ae.Type() != tc.want || !ae.NonRetryable() {
+			t.Fatalf("CopyFilters(%+v) = %v, want a permanent %s", tc.in, err, tc.want)
+		}
+	}
+}
