@@ -50,6 +50,10 @@ type Directory interface {
 	ReleaseSlot(ctx context.Context, wfID string) error
 	SwitchRoute(ctx context.Context, address, serviceID, wfID string) error
 	MarkMigrated(ctx context.Context, address, wfID string) error
+	// DomainNeeds computes the DNS records a domain needs from every one of
+	// its accounts, with moves (address → service) counted at their
+	// destination.
+	DomainNeeds(ctx context.Context, domain string, moves map[string]string) (*dnscheck.Needs, error)
 }
 
 // Mail is the IMAP copy engine.
@@ -157,6 +161,11 @@ func checkAddress(addr string) error {
 
 // endpoint is how the migrator reaches address on a service.
 func (a *Activities) endpoint(sv directory.Service, address string) (mailcopy.Endpoint, error) {
+	// The definition is checked where it is used, not only on import: a
+	// service edited in the database by hand must not reach the engine.
+	if err := sv.Validate(); err != nil {
+		return mailcopy.Endpoint{}, permanent(ErrTypeConfig, "%v", err)
+	}
 	sec := mailcopy.Security(sv.IMAPSecurity)
 	if sec == mailcopy.SecurityPlain && !a.Master.Plain {
 		return mailcopy.Endpoint{}, permanent(ErrTypeConfig, "service %q serves IMAP without TLS; the worker allows that only with \"imapPlain\": true in its configuration", sv.ID)

@@ -59,12 +59,6 @@ func (a *Activities) SwitchRouting(ctx context.Context, in RouteInput) (*RouteRe
 	return res, nil
 }
 
-// DomainDirectory computes a domain's DNS needs from all of its accounts;
-// *directory.Store is one.
-type DomainDirectory interface {
-	DomainNeeds(ctx context.Context, domain string, moves map[string]string) (*dnscheck.Needs, error)
-}
-
 // expected is the records the address's domain needs once the address is
 // on service to, from every account of the domain (dnscheck.DomainNeeds).
 // A bad service definition is a permanent error.
@@ -73,11 +67,7 @@ func (a *Activities) expected(ctx context.Context, addr, to string) (*dnscheck.N
 	if err != nil {
 		return nil, permanent(ErrTypeBadInput, "address: %v", err)
 	}
-	dd, ok := a.Dir.(DomainDirectory)
-	if !ok {
-		return nil, permanent(ErrTypeConfig, "the worker's directory cannot list a domain's accounts, so the domain's DNS records cannot be computed")
-	}
-	needs, err := dd.DomainNeeds(ctx, address.DomainOf(n), map[string]string{n: to})
+	needs, err := a.Dir.DomainNeeds(ctx, address.DomainOf(n), map[string]string{n: to})
 	if err != nil {
 		if svc, bad := dnscheck.IsBadService(err); bad {
 			return nil, a.badService(to, svc, err)

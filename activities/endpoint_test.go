@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
@@ -17,7 +18,7 @@ import (
 // service names the worker's setting as its configuration file spells it,
 // and that this setting, set as named, lets the endpoint through.
 func TestPlainIMAPNamesTheRealSetting(t *testing.T) {
-	sv := directory.Service{ID: "mxplan-1", IMAPAddr: "127.0.0.1:143", IMAPSecurity: "plain"}
+	sv := directory.Service{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: "127.0.0.1:143", IMAPSecurity: "plain"}
 	_, err := (&Activities{}).endpoint(sv, "a@example.com")
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || ae.Type() != ErrTypeConfig || !ae.NonRetryable() {
@@ -43,5 +44,16 @@ func TestPlainIMAPNamesTheRealSetting(t *testing.T) {
 	a := &Activities{Master: Master{Plain: cfg.IMAPPlain}}
 	if _, err := a.endpoint(sv, "a@example.com"); err != nil {
 		t.Fatalf("endpoint() with %q set = %v, want nil", m[1], err)
+	}
+}
+
+// A service definition edited by hand past the import's checks is refused
+// where it is used, for good, naming the service and the field.
+func TestEndpointChecksTheService(t *testing.T) {
+	sv := directory.Service{ID: "emailpro-9", Kind: directory.KindEmailPro, IMAPAddr: "imap.example.com", IMAPSecurity: "tls"}
+	_, err := (&Activities{}).endpoint(sv, "a@example.com")
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != ErrTypeConfig || !ae.NonRetryable() || !strings.Contains(ae.Message(), "emailpro-9") {
+		t.Fatalf("endpoint() = %v, want a permanent %s naming the service", err, ErrTypeConfig)
 	}
 }
