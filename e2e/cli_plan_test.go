@@ -98,7 +98,7 @@ func TestPlanWaitWithNothingLeftToWatch(t *testing.T) {
 			"line 3 (dave@example.org): already done under plan first",
 			"started 1, already running or done 2",
 			"plan second (2 rows done before, not watched)",
-			"1 accounts: done 1",
+			"1 account: done 1",
 			"erin@example.org",
 		}},
 	} {

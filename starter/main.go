@@ -1,6 +1,7 @@
 // Command starter is the operator's CLI: start migrations one by one or
 // from a plan, watch them, act on them (confirm, cancel, retry, rollback,
-// skip-dns) and export reports.
+// skip-dns, recheck, approve-skipped, cutover-now, set-window) and export
+// reports.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/codec"
+	"github.com/mailshift/mailshift/workflows"
 )
 
 func main() {
@@ -49,7 +51,9 @@ commands:
   plan --domain DOMAIN --to SERVICE [--plan-id ID] [...]   every MX Plan account of a domain
   status [--plan ID | ADDRESS...]
   watch --plan ID [--interval D]
-  confirm|cancel|retry|rollback|skip-dns (ADDRESS... | --plan ID) [--by NAME] [--reason TEXT]
+  confirm|cancel|retry|rollback|skip-dns|recheck|approve-skipped|cutover-now (ADDRESS... | --plan ID) [--by NAME] [--reason TEXT]
+  set-window (ADDRESS... | --plan ID) --window "22:00-06:00 Europe/Paris" [--by NAME] [--reason TEXT]
+                                         (--window "" clears it: cut over as soon as the copy is done)
   report --plan ID [--format csv|json]
   dns DOMAIN --to SERVICE
   import FILE.json                       load services, slots, accounts, redirections into the directory
@@ -172,17 +176,28 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 			return usageError{errors.New("watch: want --plan ID or addresses")}
 		}
 		return env.Watch(ctx, *planID, env.Args, *interval, *timeout)
-	case "confirm", "cancel", "retry", "rollback", "skip-dns":
+	case "confirm", "cancel", "retry", "rollback", "skip-dns", "recheck", "approve-skipped", "cutover-now", "set-window":
 		planID := f.String("plan", "", "")
 		by := f.String("by", envOr(getenv, "USER", ""), "")
 		reason := f.String("reason", "", "")
+		var window *string
+		if cmd == "set-window" {
+			window = f.String("window", "", "")
+		}
 		if err := parse(); err != nil {
 			return err
 		}
 		if *planID == "" && len(env.Args) == 0 {
 			return usageError{fmt.Errorf("%s: want addresses or --plan ID", cmd)}
 		}
-		return env.Act(ctx, cmd, *planID, env.Args, *by, *reason)
+		in := workflows.ActionInput{By: *by, Reason: *reason}
+		if window != nil {
+			if !flagSet(f, "window") {
+				return usageError{errors.New(`set-window: want --window "HH:MM-HH:MM Zone" (or --window "" to clear it)`)}
+			}
+			in.Window = *window
+		}
+		return env.ActWith(ctx, cmd, *planID, env.Args, in)
 	case "report":
 		planID := f.String("plan", "", "")
 		format := f.String("format", "csv", "")
@@ -218,6 +233,14 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 		return nil
 	}
 	return usageError{fmt.Errorf("unknown command %q", cmd)}
+}
+
+// flagSet reports whether the flag was given (an empty --window clears the
+// window; no --window at all is a mistake).
+func flagSet(f *flag.FlagSet, name string) bool {
+	set := false
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }
 
 func envOr(getenv func(string) string, k, def string) string {

@@ -31,6 +31,10 @@ func TestOperatorInputRefusedBeforeConnecting(t *testing.T) {
 		{[]string{"start", "alice@example.com", "--to", "emailpro-1", "--plan", "wave x"}, "--plan: plan ID"},
 		{[]string{"start", "a*b@example.com", "--to", "emailpro-1"}, `"*" is not allowed`},
 		{[]string{"plan", file, "--plan-id", "wave'x"}, "--plan-id: plan ID"},
+		{[]string{"set-window", "alice@example.com"}, "set-window: want --window"},
+		{[]string{"set-window", "alice@example.com", "--window", "25:00-06:00 Europe/Paris"}, "--window:"},
+		{[]string{"set-window", "alice@example.com", "--window", "22:00-06:00 Mars/Olympus"}, "--window:"},
+		{[]string{"cutover-now", "alice@example.com", "--window", "22:00-06:00 Europe/Paris"}, "flag provided but not defined: -window"},
 	} {
 		args := append([]string{"--temporal", "127.0.0.1:1"}, tc.args...)
 		err := run(args, &bytes.Buffer{}, func(string) string { return "" })

@@ -17,14 +17,28 @@ import (
 // The operator's name and reason are bounded here (package limits), before
 // anything is sent; the workflow refuses them too.
 func (e *Env) Act(ctx context.Context, action, planID string, addrs []string, by, reason string) error {
+	return e.ActWith(ctx, action, planID, addrs, workflows.ActionInput{By: by, Reason: reason})
+}
+
+// ActWith is Act with the whole update input (set-window's window).
+// Each migration's line is the workflow's own answer: what it did, or why
+// it refused.
+func (e *Env) ActWith(ctx context.Context, action, planID string, addrs []string, in workflows.ActionInput) error {
 	if err := checkPlanFlag(planID); err != nil {
 		return err
 	}
-	if err := limits.Text("--by", by, limits.Operator); err != nil {
+	if err := limits.Text("--by", in.By, limits.Operator); err != nil {
 		return err
 	}
-	if err := limits.Text("--reason", reason, limits.Reason); err != nil {
+	if err := limits.Text("--reason", in.Reason, limits.Reason); err != nil {
 		return err
+	}
+	if action == workflows.UpdateSetWindow {
+		if _, err := workflows.ParseWindow(in.Window); err != nil {
+			return fmt.Errorf("--window: %w", err)
+		}
+	} else if in.Window != "" {
+		return fmt.Errorf("--window belongs to %s only", workflows.UpdateSetWindow)
 	}
 	c, err := e.client()
 	if err != nil {
@@ -50,19 +64,22 @@ func (e *Env) Act(ctx context.Context, action, planID string, addrs []string, by
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	if len(keys) == 0 {
+		return fmt.Errorf("%s: plan %q has no running migration", action, planID)
+	}
 	refused := 0
 	for _, id := range keys {
-		res, err := Update(ctx, c, id, action, workflows.ActionInput{By: by, Reason: reason})
+		res, err := Update(ctx, c, id, action, in)
 		addr, _ := workflows.AddressOf(id)
 		if err != nil {
 			refused++
-			fmt.Fprintf(e.Out, "%s: %s refused: %s\n", addr, action, rootMessage(err))
+			fmt.Fprintf(e.Out, "%s: %s refused: %s\n", addr, action, refusal(rootMessage(err)))
 			continue
 		}
-		fmt.Fprintf(e.Out, "%s: %s accepted: %s\n", addr, action, res.Accepted)
+		fmt.Fprintf(e.Out, "%s: %s\n", addr, res.Accepted)
 	}
 	if refused > 0 {
-		return fmt.Errorf("%s refused for %d of %d migrations", action, refused, len(keys))
+		return fmt.Errorf("%s refused for %d of %s", action, refused, count(len(keys), "migration"))
 	}
 	return nil
 }

@@ -29,18 +29,20 @@ type Line struct {
 	Error    string                    `json:"error,omitempty"`
 }
 
-// copied is what a running migration has copied: the copy activity's live
-// heartbeat while it copies, else the workflow's progress.
+// copied is what a running migration has copied: during the copy, what the
+// earlier passes copied plus the running pass's live heartbeat (the copy
+// activity's), so the bars move while it runs; else the workflow's
+// progress.
 func (l Line) copied() (messages int, bytes int64) {
 	p := l.Progress
 	if l.Live != nil && p.Stage == workflows.StageCopy {
-		return l.Live.Copied, l.Live.Bytes
+		return p.MessagesDone + l.Live.Copied, p.BytesDone + l.Live.Bytes
 	}
 	return p.MessagesDone, p.BytesDone
 }
 
 func (l Line) terminal() bool {
-	return l.Result != nil || l.Status == "Failed" || l.Status == "Terminated" || l.Status == "TimedOut" || l.Status == "Canceled"
+	return l.Result != nil || l.Status == "Failed" || l.Status == "Terminated" || l.Status == "TimedOut" || l.Status == statusCancelled
 }
 
 // collect finds the migrations of a plan (or the given addresses) and reads
@@ -136,10 +138,19 @@ func (e *Env) collect(ctx context.Context, planID string, addrs []string) ([]Lin
 	return out, nil
 }
 
+// statusCancelled is how a workflow cancelled through Temporal reads: the
+// spelling of the workflow's own "cancelled" outcome, so one word names one
+// thing (the API says "Canceled").
+const statusCancelled = "Cancelled"
+
 // statusTitle is a workflow status as status and reports show it:
 // "Running", "Completed", "TimedOut" (the API's own names; lower-casing them
-// once turned "TimedOut" into "Timedout", which terminal did not know).
+// once turned "TimedOut" into "Timedout", which terminal did not know),
+// except "Cancelled", spelt as mailshift spells it everywhere.
 func statusTitle(st enumspb.WorkflowExecutionStatus) string {
+	if st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+		return statusCancelled
+	}
 	return st.String()
 }
 
@@ -182,7 +193,7 @@ func (e *Env) printLines(lines []Line) {
 	for s, n := range counts {
 		parts = append(parts, fmt.Sprintf("%s %d", s, n))
 	}
-	fmt.Fprintf(e.Out, "%d accounts: %s\n", len(lines), strings.Join(parts, ", "))
+	fmt.Fprintf(e.Out, "%s: %s\n", count(len(lines), "account"), strings.Join(parts, ", "))
 	tw := tabwriter.NewWriter(e.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tSTAGE\tFOLDERS\tMESSAGES\tBYTES\tDELTA\tDNS\tNOTE")
 	for _, l := range lines {
@@ -194,12 +205,9 @@ func (e *Env) printLines(lines []Line) {
 			msgs = fmt.Sprintf("%d copied, %d present", r.Copied, r.Present)
 			bytes = human(r.Bytes)
 			delta = fmt.Sprint(r.DeltaCopied)
-			dnsS = "ok"
-			if r.DNSPending {
-				dnsS = "pending"
-			}
+			dnsS = resultDNS(r)
 			if len(r.Skipped) > 0 {
-				note = fmt.Sprintf("%d skipped (see report)", len(r.Skipped))
+				note = fmt.Sprintf("%s skipped (see report)", count(len(r.Skipped), "message"))
 			}
 			if r.Outcome == workflows.StageDone {
 				note = strings.TrimSpace(note + " took " + r.Finished.Sub(r.Started).Round(time.Second).String())
@@ -215,8 +223,8 @@ func (e *Env) printLines(lines []Line) {
 			bytes = fmt.Sprintf("%s/%s", human(b), human(p.BytesTotal))
 			delta = fmt.Sprint(p.DeltaSyncs)
 			dnsS = p.DNS
-			if p.Stage == workflows.StageNeedsAttention {
-				note = fmt.Sprintf("failed at %s: [%s] %s; next: %s", p.FailedStage, p.ErrorType, p.LastError, strings.Join(p.NextActions, ", "))
+			if w := waitNote(l, time.Now()); w != "" {
+				note = w
 			}
 		case stage == "":
 			stage = strings.ToLower(l.Status)
@@ -224,6 +232,19 @@ func (e *Env) printLines(lines []Line) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Address, stage, folders, msgs, bytes, delta, dnsS, note)
 	}
 	tw.Flush()
+}
+
+// resultDNS is the DNS column of an ended migration: "ok" or "pending"
+// only when the migration switched the routing and checked DNS; a
+// cancelled or rolled-back one never touched DNS.
+func resultDNS(r *workflows.Result) string {
+	switch {
+	case r.Outcome != workflows.StageDone:
+		return "untouched"
+	case r.DNSPending:
+		return "pending"
+	}
+	return "ok"
 }
 
 func human(b int64) string {
@@ -290,14 +311,14 @@ func (e *Env) watch(ctx context.Context, title, planID string, addrs []string, i
 			fmt.Fprintln(e.Out)
 			e.printLines(lines)
 			if bad+blocked > 0 {
-				return fmt.Errorf("%d of %d migrations did not finish as done (%d waiting for an operator)", bad+blocked, len(lines), blocked)
+				return fmt.Errorf("%d of %s did not finish as done (%d waiting for an operator)", bad+blocked, count(len(lines), "migration"), blocked)
 			}
 			return nil
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			fmt.Fprintln(e.Out)
 			e.printLines(lines)
-			return fmt.Errorf("timed out after %s with %d of %d migrations still running", timeout, len(lines)-settled-blocked, len(lines))
+			return fmt.Errorf("timed out after %s with %d of %s still running", timeout, len(lines)-settled-blocked, count(len(lines), "migration"))
 		}
 		select {
 		case <-time.After(interval):

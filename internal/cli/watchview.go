@@ -15,8 +15,13 @@ import (
 // operator with what they wait for. Rates come from the bytes seen at the
 // previous draw, so the first draw has none.
 type watchView struct {
-	prev  map[string]sample
-	width int
+	prev map[string]sample
+	// totals holds each account's size as preflight measured it, so the
+	// plan's totals stay the same from the first draw to the last (a done
+	// account's result counts only what was copied: excluded folders and
+	// skipped messages would make the totals shrink).
+	totals map[string]counts
+	width  int
 }
 
 type sample struct {
@@ -24,7 +29,23 @@ type sample struct {
 	bytes int64
 }
 
-func newWatchView() *watchView { return &watchView{prev: map[string]sample{}, width: 24} }
+func newWatchView() *watchView {
+	return &watchView{prev: map[string]sample{}, totals: map[string]counts{}, width: 24}
+}
+
+// countsOf is countsOf with the account's total as first measured: a done
+// account is full at that total.
+func (v *watchView) countsOf(l Line) counts {
+	c := countsOf(l)
+	t, seen := v.totals[l.Address]
+	switch {
+	case l.Progress != nil && (c.msgsTotal > 0 || c.bytesTotal > 0):
+		v.totals[l.Address] = counts{msgsTotal: c.msgsTotal, bytesTotal: c.bytesTotal}
+	case l.Result != nil && l.Result.Outcome == workflows.StageDone && seen:
+		return counts{t.msgsTotal, t.msgsTotal, t.bytesTotal, t.bytesTotal}
+	}
+	return c
+}
 
 // counts are an account's copy counts as the watch shows them.
 type counts struct {
@@ -106,6 +127,10 @@ func (v *watchView) render(title string, lines []Line, now time.Time) string {
 	var b strings.Builder
 	byStage := map[string]int{}
 	var all counts
+	// left is what the accounts at work still have to copy: the ETA's
+	// numerator. Waiting accounts are left out (their wait has no rate)
+	// and counted instead.
+	var left int64
 	var active, waiting, ended []Line
 	for _, l := range lines {
 		s := string(l.Stage)
@@ -113,7 +138,7 @@ func (v *watchView) render(title string, lines []Line, now time.Time) string {
 			s = strings.ToLower(l.Status)
 		}
 		byStage[s]++
-		c := countsOf(l)
+		c := v.countsOf(l)
 		all.msgs += c.msgs
 		all.msgsTotal += c.msgsTotal
 		all.bytes += c.bytes
@@ -123,10 +148,13 @@ func (v *watchView) render(title string, lines []Line, now time.Time) string {
 			if l.Result == nil || l.Result.Outcome != workflows.StageDone {
 				ended = append(ended, l)
 			}
-		case l.Stage == workflows.StageNeedsAttention || l.Stage == workflows.StageAwaitConfirm || l.Stage == workflows.StageWaitingForSlot:
+		case l.waits():
 			waiting = append(waiting, l)
-		case l.Stage == workflows.StageCopy || l.Stage == workflows.StageDeltaSync:
-			active = append(active, l)
+		default:
+			left += max(c.bytesTotal-c.bytes, 0)
+			if l.Stage == workflows.StageCopy || l.Stage == workflows.StageFinalDelta || l.Stage == workflows.StageDeltaSync {
+				active = append(active, l)
+			}
 		}
 	}
 	var parts []string
@@ -144,22 +172,22 @@ func (v *watchView) render(title string, lines []Line, now time.Time) string {
 	for _, s := range rest {
 		parts = append(parts, fmt.Sprintf("%s %d", s, byStage[s]))
 	}
-	fmt.Fprintf(&b, "%s  %s — %d accounts: %s\n", now.Format(time.TimeOnly), title, len(lines), strings.Join(parts, ", "))
+	fmt.Fprintf(&b, "%s  %s — %s: %s\n", now.Format(time.TimeOnly), title, count(len(lines), "account"), strings.Join(parts, ", "))
 	r := v.rate("", now, all.bytes)
+	planETA := eta(left, r)
+	if len(waiting) > 0 {
+		planETA += fmt.Sprintf(" (%s waiting, not counted)", count(len(waiting), "account"))
+	}
 	fmt.Fprintf(&b, "  %-32s %s %4.0f%%  %d/%d msgs  %s/%s  %s  ETA %s\n", "all", bar(ratio(all.bytes, all.bytesTotal), v.width),
-		100*ratio(all.bytes, all.bytesTotal), all.msgs, all.msgsTotal, human(all.bytes), human(all.bytesTotal), perSecond(r), eta(all.bytesTotal-all.bytes, r))
+		100*ratio(all.bytes, all.bytesTotal), all.msgs, all.msgsTotal, human(all.bytes), human(all.bytesTotal), perSecond(r), planETA)
 	for _, l := range active {
-		c := countsOf(l)
+		c := v.countsOf(l)
 		r := v.rate(l.Address, now, c.bytes)
 		fmt.Fprintf(&b, "  %-32s %s %4.0f%%  %d/%d msgs  %s/%s  %s  ETA %s  (%s)\n", l.Address, bar(ratio(c.bytes, c.bytesTotal), v.width),
 			100*ratio(c.bytes, c.bytesTotal), c.msgs, c.msgsTotal, human(c.bytes), human(c.bytesTotal), perSecond(r), eta(c.bytesTotal-c.bytes, r), l.Stage)
 	}
 	for _, l := range waiting {
-		what := string(l.Stage)
-		if p := l.Progress; p != nil && p.Stage == workflows.StageNeedsAttention {
-			what = fmt.Sprintf("needs attention at %s: [%s] %s; next: %s", p.FailedStage, p.ErrorType, p.LastError, strings.Join(p.NextActions, ", "))
-		}
-		fmt.Fprintf(&b, "  %-32s waits: %s\n", l.Address, what)
+		fmt.Fprintf(&b, "  %-32s %s: %s\n", l.Address, l.Stage, waitNote(l, now))
 	}
 	for _, l := range ended {
 		what := string(l.Stage)
