@@ -102,7 +102,7 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 	for _, pr := range problems {
 		fmt.Fprintf(e.Out, "problem: %s\n", pr)
 	}
-	fmt.Fprintf(e.Out, "plan: %d valid rows, %d problems\n", len(rows), len(problems))
+	fmt.Fprintf(e.Out, "plan: %s, %s\n", count(len(rows), "valid row"), count(len(problems), "problem"))
 	if p.DryRun {
 		if dir == nil {
 			return errors.New("--dry-run needs the directory (--directory or --dev-dir)")
@@ -115,19 +115,19 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 			return err
 		}
 		if blocked+len(problems) > 0 {
-			return fmt.Errorf("dry run: %d rows would block, %d rows have problems; nothing started", blocked, len(problems))
+			return fmt.Errorf("dry run: %s would block, %s problems; nothing started", count(blocked, "row"), count(len(problems), "row has", "rows have"))
 		}
-		fmt.Fprintln(e.Out, "dry run: every row would start; nothing started")
+		fmt.Fprintln(e.Out, "dry run: no row would block; nothing started")
 		return nil
 	}
 	if p.ValidateOnly {
 		if len(problems) > 0 {
-			return fmt.Errorf("plan has %d problems", len(problems))
+			return fmt.Errorf("plan has %s", count(len(problems), "problem"))
 		}
 		return nil
 	}
 	if len(problems) > 0 && !p.ValidOnly {
-		return fmt.Errorf("plan has %d problems; nothing started (fix them, or pass --valid-only to start the %d valid rows)", len(problems), len(rows))
+		return fmt.Errorf("plan has %s; nothing started (fix them, or pass --valid-only to start the %s)", count(len(problems), "problem"), count(len(rows), "valid row"))
 	}
 	c, err := e.client()
 	if err != nil {
@@ -194,41 +194,61 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 
 // preCheck is the control panel's pre-check for a plan: for each row, every
 // reason of the eligibility rule that would stop its migration before
-// anything is locked. Slots are counted against the whole plan, so a plan
-// that needs more accounts than a service has free is reported before it
-// starts.
+// anything is locked. Slots are counted against the rows that would start
+// only, so a plan that needs more accounts than a service has free is
+// reported before it starts; an account already migrated is "already
+// done" (a rerun of the plan starts nothing for it) and one its own
+// migration holds is "already running", neither blocked nor using a slot.
 func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Row) (int, error) {
 	free := map[string]int{}
 	tw := tabwriter.NewWriter(e.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LINE\tACCOUNT\tTO\tWOULD")
-	blocked := 0
+	starting, done, running, blocked := 0, 0, 0, 0
 	for _, r := range rows {
-		var why []string
-		v, err := eligibility.Check(ctx, dir, r.Input.Address, r.Input.To, workflows.WorkflowID(r.Input.Address))
+		wid := workflows.WorkflowID(r.Input.Address)
+		v, err := eligibility.Check(ctx, dir, r.Input.Address, r.Input.To, wid)
 		if err != nil {
 			return 0, err
 		}
+		var why []string
+		migrated := false
 		for _, reason := range v.Reasons {
+			migrated = migrated || reason.Kind == eligibility.AlreadyMigrated
 			why = append(why, reason.Message)
 		}
-		if _, seen := free[r.Input.To]; !seen {
-			sl, err := dir.FreeSlots(ctx, r.Input.To, 0)
-			if err != nil {
-				return 0, err
-			}
-			free[r.Input.To] = len(sl)
-		}
-		if free[r.Input.To] == 0 {
-			why = append(why, "wait for a free slot on "+r.Input.To+" (order accounts)")
-		} else {
-			free[r.Input.To]--
-		}
-		verdict := "start"
-		if len(why) > 0 {
+		verdict := ""
+		switch {
+		case migrated:
+			verdict = "already done: the account is migrated; nothing to start"
+			done++
+		case len(why) == 0 && v.Account != nil && v.Account.LockHolder == wid:
+			verdict = "already running: its migration holds the account"
+			running++
+		case len(why) > 0:
 			verdict = "block: " + strings.Join(why, "; ")
 			blocked++
+		default:
+			if _, seen := free[r.Input.To]; !seen {
+				sl, err := dir.FreeSlots(ctx, r.Input.To, 0)
+				if err != nil {
+					return 0, err
+				}
+				free[r.Input.To] = len(sl)
+			}
+			if free[r.Input.To] == 0 {
+				verdict = "block: wait for a free slot on " + r.Input.To + " (order accounts)"
+				blocked++
+			} else {
+				free[r.Input.To]--
+				verdict = "start"
+				starting++
+			}
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Line, r.Input.Address, r.Input.To, verdict)
 	}
-	return blocked, tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(e.Out, "would start %d, already done %d, already running %d, blocked %d\n", starting, done, running, blocked)
+	return blocked, nil
 }
