@@ -69,7 +69,13 @@ type FiltersResult struct {
 	Active    string `json:"active,omitempty"`
 	Installed int    `json:"installed"`
 	Refused   int    `json:"refused"`
+	// NotCarried says why no filter was carried (a service serves no
+	// ManageSieve); the report shows it.
+	NotCarried string `json:"notCarried,omitempty"`
 }
+
+// errNoSieve: a service records no ManageSieve server.
+var errNoSieve = errors.New("filters are not carried")
 
 // maxFoldersInInput bounds the folder map a workflow may pass.
 const maxFoldersInInput = 100000
@@ -99,10 +105,16 @@ func (a *Activities) CopyFilters(ctx context.Context, in FiltersInput) (*Filters
 		return nil, permanent(ErrTypeConfig, "the directory cannot say where the services' ManageSieve servers are")
 	}
 	sep, err := a.sieveEndpoint(ctx, sd, in.From, in.Address)
+	if errors.Is(err, errNoSieve) {
+		return &FiltersResult{NotCarried: err.Error()}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	dep, err := a.sieveEndpoint(ctx, sd, in.To, in.Address)
+	if errors.Is(err, errNoSieve) {
+		return &FiltersResult{NotCarried: err.Error()}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +208,9 @@ func (a *Activities) CheckFilters(ctx context.Context, in FiltersCheckInput) err
 		return permanent(ErrTypeConfig, "the directory cannot say where the services' ManageSieve servers are")
 	}
 	ep, err := a.sieveEndpoint(ctx, sd, in.From, in.Address)
+	if errors.Is(err, errNoSieve) {
+		return nil // nothing to read the filters from: nothing to refuse
+	}
 	if err != nil {
 		return err
 	}
@@ -333,6 +348,9 @@ func (a *Activities) sieveEndpoint(ctx context.Context, sd SieveDirectory, servi
 	addr, err := sd.SieveAddr(ctx, serviceID)
 	if err != nil {
 		return sieve.Endpoint{}, err
+	}
+	if addr == "" {
+		return sieve.Endpoint{}, fmt.Errorf("service %q records no ManageSieve address: %w", serviceID, errNoSieve)
 	}
 	sec := sieve.SecurityStartTLS
 	if sv.IMAPSecurity == "plain" {

@@ -327,6 +327,11 @@ type State struct {
 	Budget   int                       `json:"budget,omitempty"`
 	LeaseSeq int                       `json:"leaseSeq,omitempty"`
 	Budgets  *activities.BudgetsResult `json:"budgets,omitempty"`
+	// Carry is 1 when the owner's filters and aliases move with the
+	// mailbox (versioned); Filters and Aliases say what moved.
+	Carry   int                       `json:"carry,omitempty"`
+	Filters *activities.FiltersResult `json:"filters,omitempty"`
+	Aliases []string                  `json:"aliases,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`
@@ -415,13 +420,17 @@ type Result struct {
 	ByReason map[string]int `json:"byReason,omitempty"`
 	Verified int            `json:"verified"`
 	// LockoutSeconds is how long the owner could not log in.
-	LockoutSeconds float64              `json:"lockoutSeconds,omitempty"`
-	DNSPending     bool                 `json:"dnsPending"`
-	DNS            *dnscheck.Diagnostic `json:"dns,omitempty"`
-	Stages         []StageEvent         `json:"stages"`
-	Actions        []OperatorAction     `json:"actions,omitempty"`
-	Started        time.Time            `json:"started"`
-	Finished       time.Time            `json:"finished"`
+	LockoutSeconds float64 `json:"lockoutSeconds,omitempty"`
+	// Filters are the owner's Sieve filters carried (or why not); Aliases
+	// the aliases moved with the mailbox.
+	Filters    *activities.FiltersResult `json:"filters,omitempty"`
+	Aliases    []string                  `json:"aliases,omitempty"`
+	DNSPending bool                      `json:"dnsPending"`
+	DNS        *dnscheck.Diagnostic      `json:"dns,omitempty"`
+	Stages     []StageEvent              `json:"stages"`
+	Actions    []OperatorAction          `json:"actions,omitempty"`
+	Started    time.Time                 `json:"started"`
+	Finished   time.Time                 `json:"finished"`
 }
 
 // ActionInput is the argument of every operator update.

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -232,18 +231,17 @@ func (b *budget) grant(ctx workflow.Context) {
 
 // sweep releases the leases of holders that closed without releasing.
 func (b *budget) sweep(ctx workflow.Context) {
-	holders := map[string]bool{}
+	seen := map[string]bool{}
+	var ids []string
 	for _, l := range append(append([]LeaseRequest{}, b.st.Held...), b.st.Queue...) {
-		holders[l.Holder] = true
+		if !seen[l.Holder] {
+			seen[l.Holder] = true
+			ids = append(ids, l.Holder)
+		}
 	}
-	if len(holders) == 0 {
+	if len(ids) == 0 {
 		return
 	}
-	var ids []string
-	for h := range holders {
-		ids = append(ids, h)
-	}
-	sort.Strings(ids)
 	var closed []string
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute, Summary: "budget: look for closed holders",
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 3}})

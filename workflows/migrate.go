@@ -105,6 +105,9 @@ func (m *migration) setup(ctx workflow.Context) error {
 		if workflow.GetVersion(ctx, "server-budget", workflow.DefaultVersion, 1) == 1 {
 			m.st.Budget = 1
 		}
+		if workflow.GetVersion(ctx, "filters-aliases", workflow.DefaultVersion, 1) == 1 {
+			m.st.Carry = 1
+		}
 	}
 	m.stages = stagesOf(m.st.Order)
 	m.log = log.With(m.log, "account", m.in.Address, "plan", m.in.Plan)
@@ -440,6 +443,7 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 	}
 	r.LockoutSeconds = m.lockout()
 	r.Reported = m.st.Reported
+	r.Filters, r.Aliases = m.st.Filters, m.st.Aliases
 	r.ByReason = m.byReason()
 	return r, nil
 }

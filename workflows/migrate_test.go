@@ -63,6 +63,9 @@ func (h *harness) defaults() {
 	env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(&activities.PreflightResult{SourceService: "mxplan-1",
 		DestKind: "emailpro", Folders: 3, Messages: 10, Bytes: 1000, QuotaNeeded: 1000, FreeSlots: 1, Locale: "en"}, nil).Maybe()
 	env.OnActivity(a.FreeSlots, mock.Anything, mock.Anything).Return(1, nil).Maybe()
+	env.OnActivity(a.CheckFilters, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.CopyFilters, mock.Anything, mock.Anything).Return(&activities.FiltersResult{NotCarried: "no ManageSieve"}, nil).Maybe()
+	env.OnActivity(a.MoveAliases, mock.Anything, mock.Anything).Return(&activities.AliasesResult{}, nil).Maybe()
 	env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1", Connections: 2}, nil).Maybe()
 	env.OnActivity(a.LockSource, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.AssignSlot, mock.Anything, mock.Anything).Return(&activities.SlotResult{SlotID: 7}, nil).Maybe()

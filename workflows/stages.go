@@ -86,6 +86,9 @@ func (m *migration) copyMailbox(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.carryFilters(ctx); err != nil {
+		return err
+	}
 	// Versioned: a migration started before the limit existed goes on as
 	// it did, with its skipped messages in the report.
 	if workflow.GetVersion(ctx, "skip-limit", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
@@ -278,10 +281,39 @@ func (m *migration) checkSkipped() error {
 func (m *migration) switchRouting(ctx workflow.Context) error {
 	var rr activities.RouteResult
 	err := workflow.ExecuteActivity(short(ctx, "switch-routing: deliver to "+m.in.To+" (point of no return)"), a.SwitchRouting, activities.RouteInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &rr)
-	if err == nil && m.st.RoutedAt.IsZero() {
+	if err != nil {
+		return err
+	}
+	if m.st.RoutedAt.IsZero() {
 		m.st.RoutedAt = workflow.Now(ctx)
 	}
-	return err
+	if m.st.Carry == 0 {
+		return nil
+	}
+	// Aliases deliver to the address: they follow its route.
+	var ar activities.AliasesResult
+	if err := workflow.ExecuteActivity(short(ctx, "switch-routing: aliases move with the mailbox to "+m.in.To), a.MoveAliases,
+		activities.AliasesInput{Address: m.in.Address, To: m.in.To}).Get(ctx, &ar); err != nil {
+		return err
+	}
+	m.st.Aliases = ar.Aliases
+	return nil
+}
+
+// carryFilters installs the owner's Sieve filters on the destination, with
+// folder names as the copy mapped them; a script the destination refuses
+// is reported, never dropped silently.
+func (m *migration) carryFilters(ctx workflow.Context) error {
+	if m.st.Carry == 0 || m.st.Copy == nil {
+		return nil
+	}
+	var fr activities.FiltersResult
+	if err := workflow.ExecuteActivity(short(ctx, "copy: the owner's Sieve filters to "+m.in.To), a.CopyFilters,
+		activities.FiltersInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To, Folders: m.st.Copy.Folders}).Get(ctx, &fr); err != nil {
+		return err
+	}
+	m.st.Filters = &fr
+	return nil
 }
 
 // deltaSync copies what reached the source before the switch took effect.
@@ -343,7 +375,13 @@ func (m *migration) preflight(ctx workflow.Context) error {
 		return err
 	}
 	m.st.Preflight = &pf
-	return nil
+	if m.st.Carry == 0 {
+		return nil
+	}
+	// An active Sieve vacation rule is an auto-responder: refused like the
+	// directory's, naming the script and line.
+	return workflow.ExecuteActivity(short(ctx, "preflight: the owner's filters (no auto-responder)"), a.CheckFilters,
+		activities.FiltersCheckInput{Address: m.in.Address, From: pf.SourceService}).Get(ctx, nil)
 }
 
 func (m *migration) waitForSlot(ctx workflow.Context) error {

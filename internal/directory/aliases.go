@@ -118,23 +118,15 @@ func (s *Store) SetSieveAddr(ctx context.Context, serviceID, addr string) error 
 	return nil
 }
 
-// SieveAddr returns where a service's ManageSieve server listens: the
-// recorded address, else port 4190 (RFC 5804) of its IMAP host.
+// SieveAddr returns where a service's ManageSieve server listens, as
+// recorded with SetSieveAddr; "" when none is: filters are carried only
+// between services that say they serve ManageSieve (the dev platform's
+// in-memory servers do not).
 func (s *Store) SieveAddr(ctx context.Context, serviceID string) (string, error) {
-	var addr, imapAddr string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT sieve_addr, imap_addr FROM services WHERE id = ?`), serviceID).Scan(&addr, &imapAddr)
+	var addr string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT sieve_addr FROM services WHERE id = ?`), serviceID).Scan(&addr)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("service %q: %w", serviceID, ErrNotFound)
 	}
-	if err != nil {
-		return "", err
-	}
-	if addr != "" {
-		return addr, nil
-	}
-	host, _, err := net.SplitHostPort(imapAddr)
-	if err != nil {
-		return "", fmt.Errorf("service %q: no ManageSieve address, and its IMAP address %q has no host: %w", serviceID, imapAddr, err)
-	}
-	return net.JoinHostPort(host, "4190"), nil
+	return addr, err
 }
