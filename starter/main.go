@@ -57,6 +57,9 @@ commands:
   report --plan ID [--format csv|json]
   dns DOMAIN --to SERVICE
   import FILE.json                       load services, slots, accounts, redirections into the directory
+                                         (checked first: a wrong row imports nothing; format: import --help)
+  redirections ADDRESS [--remove KIND:TARGET]   list an address's redirections, or remove one (dev and lab
+                                         platforms, which have no control panel)
   slots [--service SERVICE]              free slots per destination service
 
 A plan ID is 1 to 100 letters, digits and . _ - : / (no spaces or quotes).
@@ -102,6 +105,10 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 	}
 	defer env.Close()
 	cmd, rest := g.Arg(0), g.Args()[1:]
+	if h, ok := commandHelp[cmd]; ok && wantsHelp(rest) {
+		fmt.Fprint(out, h)
+		return nil
+	}
 	f := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	f.SetOutput(io.Discard)
 	parse := func() error {
@@ -222,6 +229,16 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 			return usageError{errors.New("import: want one FILE.json")}
 		}
 		return env.Import(ctx, env.Args[0])
+	case "redirections":
+		remove := f.String("remove", "", "")
+		by := f.String("by", envOr(getenv, "USER", ""), "")
+		if err := parse(); err != nil {
+			return err
+		}
+		if len(env.Args) != 1 {
+			return usageError{errors.New("redirections: want one ADDRESS")}
+		}
+		return env.Redirections(ctx, env.Args[0], *remove, *by)
 	case "slots":
 		service := f.String("service", "", "")
 		if err := parse(); err != nil {
@@ -233,6 +250,29 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 		return nil
 	}
 	return usageError{fmt.Errorf("unknown command %q", cmd)}
+}
+
+// commandHelp is what `starter COMMAND --help` prints for the commands
+// that need more than their usage line.
+var commandHelp = map[string]string{
+	"import": cli.ImportHelp,
+	"redirections": `usage: starter redirections ADDRESS [--remove KIND:TARGET] [--by NAME]
+
+Lists the redirections, forwards and auto-responders of ADDRESS in the
+directory; --remove deletes the one of that kind and target (as listed),
+with an audit line naming --by. A migration whose preflight was blocked by a
+redirection then goes on with: starter retry ADDRESS.
+For the dev and lab platforms, which have no control panel.
+`,
+}
+
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
 }
 
 // flagSet reports whether the flag was given (an empty --window clears the

@@ -43,3 +43,17 @@ func TestOperatorInputRefusedBeforeConnecting(t *testing.T) {
 		}
 	}
 }
+
+// TestImportHelpDocumentsTheFormat: import --help prints the file format
+// with an example, without a directory or Temporal.
+func TestImportHelpDocumentsTheFormat(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"import", "--help"}, &out, func(string) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"usage: starter import FILE.json", `"services": [`, `"placeholder": "x1@configureme.me"`, "nothing is imported"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("import --help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
