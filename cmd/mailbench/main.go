@@ -379,7 +379,7 @@ func runWorkflow(ctx context.Context, work, bin, dbPath string, conns int) (row,
 		}
 	}
 	return row{name: "(b) copy stage via Temporal", seconds: copyEnd.Sub(copyStart).Seconds(), rssMB: hwm, messages: -1,
-		note: fmt.Sprintf("workflow %s, whole migration %.1fs, %d copied", res.Outcome, res.Finished.Sub(res.Started).Seconds(), res.Copied)}, nil
+		note: fmt.Sprintf("workflow %s, whole migration %.1fs, %d copied, owner locked out %.2fs (lock to switch)", res.Outcome, res.Finished.Sub(res.Started).Seconds(), res.Copied, res.LockoutSeconds)}, nil
 }
 
 // vmHWM reads a live process's peak RSS in MB.
