@@ -10,8 +10,9 @@ build:
 demo:
 	deploy/dev/demo.sh
 
+# Stops what `make demo` (DEMO_KEEP=1) left running in DEV_DIR.
 demo-stop:
-	deploy/dev/server.sh stop
+	DEV_DIR="$(or $(DEV_DIR),.mailshift-dev)" deploy/dev/server.sh stop
 
 vet:
 	$(GO) vet ./...

@@ -34,8 +34,17 @@ start)
   echo "Temporal dev server did not become healthy in 60 s; see $dev/temporal.log" >&2
   exit 1 ;;
 stop)
+  stopped=0
   for f in "$dev/worker.pid" "$dev/temporal.pid"; do
-    if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; fi
-  done ;;
+    if [ -f "$f" ]; then
+      pid="$(cat "$f")"
+      if kill "$pid" 2>/dev/null; then
+        stopped=$((stopped + 1))
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      fi
+      rm -f "$f"
+    fi
+  done
+  echo "stopped $stopped process(es) of $dev" ;;
 *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac
