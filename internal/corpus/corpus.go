@@ -55,9 +55,17 @@ func Write(root string, s Spec) (int, error) {
 	base := time.Date(2012, 3, 4, 5, 6, 7, 0, time.UTC)
 	n := 0
 	seq := 0
+	// Seven hours apart, closer in a bigger corpus: every date stays
+	// before 2026 (a destination replaces an internal date in the future
+	// by the time of the APPEND; the corpus holds one such date on
+	// purpose, not thousands by accident).
+	step := 7 * time.Hour
+	if s.Big > 2000 {
+		step = step * 2000 / time.Duration(s.Big)
+	}
 	date := func() time.Time {
 		seq++
-		return base.Add(time.Duration(seq) * 7 * time.Hour)
+		return base.Add(time.Duration(seq) * step)
 	}
 	msg := func(id, subject, body string) []byte {
 		return []byte(fmt.Sprintf("From: Sender %d <s%d@example.org>\r\nTo: owner@example.com\r\nSubject: %s\r\nMessage-ID: <%s@corpus.test>\r\nDate: Mon, 1 Jan 2018 10:00:00 +0000\r\n\r\n%s\r\n", seq, seq, subject, id, body))
