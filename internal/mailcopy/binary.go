@@ -1,6 +1,8 @@
 package mailcopy
 
 import (
+	"bytes"
+	"fmt"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -19,7 +21,11 @@ import (
 // every part is in an identity encoding (7bit, 8bit, binary, none) and
 // whose BINARY.SIZE[] is its RFC822.SIZE: there it is the message's bytes,
 // NUL bytes intact, where BODY[] serves NUL as 0x80. Every other message
-// is read with BODY[].
+// is read with BODY[]. The copy itself streams BODY[] (that gate costs the
+// source a BODYSTRUCTURE and a BINARY.SIZE pass) and puts back the NUL
+// bytes of the few messages that showed a 0x80 byte (restoreNULs);
+// verify, the content match of a rerun and the retry of a refused message
+// read through the gate.
 
 // identityEncoded reports whether no part of bs (encapsulated messages
 // included) has a content-transfer-encoding a server would decode.
@@ -142,4 +148,96 @@ func fetchPlan(c *conn, uids imap.UIDSet, binary bool) ([]fetchRun, error) {
 		return nil, err
 	}
 	return splitRuns(nums, safe), nil
+}
+
+// maxRestoreBytes bounds the messages restoreNULs reads whole: a larger
+// one keeps 0x80 for its NUL bytes (verify reports it altered), and the
+// copier's memory stays bounded.
+const maxRestoreBytes = 16 << 20
+
+// restoreNULs gives back their NUL bytes to the messages of the folder
+// just copied that were streamed from BODY[] with a 0x80 byte in them
+// (sus): for each whose BINARY[] is its bytes and holds a NUL, the bytes
+// are APPENDed as a literal8 and the copy with 0x80 in their place is
+// expunged (d has the destination folder selected), and the map follows.
+// Without UIDPLUS the old copy could not be named, so the 0x80 copy stays
+// and verify reports it altered.
+func restoreNULs(s, d *conn, m Mapping, sus []pendingAppend, tr *tracker, cp *Checkpoint) error {
+	if len(sus) == 0 || !d.Caps().Has(imap.CapUIDPlus) {
+		return nil
+	}
+	var set imap.UIDSet
+	for _, p := range sus {
+		set.AddNum(p.uid)
+	}
+	safe, err := binarySafe(s, set)
+	if err != nil {
+		return classify(err, fmt.Sprintf("fetch body structures of %q", m.Source))
+	}
+	for _, p := range sus {
+		old := lookupMap(cp.Map, uint32(p.uid))
+		if !safe[p.uid] || old == 0 || p.size > maxRestoreBytes {
+			continue
+		}
+		msgs, err := s.Fetch(imap.UIDSetNum(p.uid), &imap.FetchOptions{UID: true,
+			BinarySection: []*imap.FetchItemBinarySection{{Peek: true}}}).Collect()
+		if err != nil {
+			return classify(err, fmt.Sprintf("read message %d of %q", p.uid, m.Source))
+		}
+		var body []byte
+		for _, mm := range msgs {
+			for _, b := range mm.BinarySection {
+				body = b.Bytes
+			}
+		}
+		if bytes.IndexByte(body, 0) < 0 {
+			continue // a real 0x80 byte: the copy is exact
+		}
+		uid, err := appendBytes(tr, m.Dest, body, p.flags, p.date)
+		if err != nil {
+			if isNo(err) {
+				continue // the 0x80 copy stays; verify reports it altered
+			}
+			return classify(err, fmt.Sprintf("append to %q", m.Dest))
+		}
+		oldSet := imap.UIDSetNum(imap.UID(old))
+		// d selected the folder before the APPENDs of another connection:
+		// Dovecot ignores a STORE on a UID the session has not seen yet.
+		if err := d.Noop().Wait(); err != nil {
+			return classify(err, fmt.Sprintf("replace message %d in %q", old, m.Dest))
+		}
+		if err := d.Store(oldSet, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			return classify(err, fmt.Sprintf("replace message %d in %q", old, m.Dest))
+		}
+		gone, err := d.UIDExpunge(oldSet).Collect()
+		if err != nil {
+			return classify(err, fmt.Sprintf("replace message %d in %q", old, m.Dest))
+		}
+		if len(gone) != 1 {
+			return fmt.Errorf("replace message %d in %q: the expunge removed %d messages", old, m.Dest, len(gone))
+		}
+		if uid != 0 {
+			cp.Map = replaceInMap(cp.Map, uint32(p.uid), uint32(uid))
+		}
+	}
+	return nil
+}
+
+// replaceInMap makes src map to dst, splitting the range that held it.
+func replaceInMap(m []UIDMapRange, src, dst uint32) []UIDMapRange {
+	out := make([]UIDMapRange, 0, len(m)+2)
+	for _, r := range m {
+		if src < r.Src || src >= r.Src+r.N {
+			out = append(out, r)
+			continue
+		}
+		if k := src - r.Src; k > 0 {
+			out = append(out, UIDMapRange{Src: r.Src, Dst: r.Dst, N: k})
+		}
+		out = append(out, UIDMapRange{Src: src, Dst: dst, N: 1})
+		if rest := r.Src + r.N - src - 1; rest > 0 {
+			out = append(out, UIDMapRange{Src: src + 1, Dst: r.Dst + (src - r.Src) + 1, N: rest})
+		}
+	}
+	return out
 }

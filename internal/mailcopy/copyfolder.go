@@ -158,6 +158,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		tr.update(m.Source, cp, f)
 	}
 	var refused []refusal
+	var suspects []pendingAppend // streamed with a 0x80 byte (restoreNULs)
 	onDone := func(p pendingAppend, destUID imap.UID, err error) error {
 		if err != nil {
 			var ie *imap.Error
@@ -177,6 +178,9 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 			return nil
 		}
 		cp.Map = addToMap(cp.Map, uint32(p.uid), uint32(destUID))
+		if p.had80 && ap.binary {
+			suspects = append(suspects, p)
+		}
 		fr.Copied++
 		fr.Bytes += p.size
 		size := p.size
@@ -232,6 +236,9 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 			return fr, err
 		}
 		done(r.p.uid, nil)
+	}
+	if err := restoreNULs(s, d, m, suspects, tr, &cp); err != nil {
+		return fr, err
 	}
 	advance()
 	fillMessageIDs(s, fr.Skipped, fr.Reported)
