@@ -127,6 +127,9 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			res = r
 			return true, nil
 		}
+		// A server that says it is overloaded gets a smaller share.
+		a.reportOverload(ctx, in.From, err)
+		a.reportOverload(ctx, in.To, err)
 		// Go on from where this connection got to.
 		if latest.Checkpoints != nil {
 			opts.Checkpoints = latest.Checkpoints
