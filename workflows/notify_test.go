@@ -234,7 +234,7 @@ func TestAdvanceNotice(t *testing.T) {
 	t.Run("skipped over the limit is its own event", func(t *testing.T) {
 		h := newHarness(t)
 		h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(&activities.CopySummary{Copied: 9, SkipCount: 1,
-			Skips: []mailcopy.Skip{{Folder: "INBOX", UID: 3, Size: 99 << 20, Category: mailcopy.CatTooBig, Reason: "too big"}},
+			Skips:   []mailcopy.Skip{{Folder: "INBOX", UID: 3, Size: 99 << 20, Category: mailcopy.CatTooBig, Reason: "too big"}},
 			Folders: []activities.FolderSummary{{Source: "INBOX"}}}, nil)
 		c := watch(h, nil)
 		h.defaults()
