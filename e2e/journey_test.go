@@ -167,6 +167,11 @@ func TestOwnerJourney(t *testing.T) {
 	if err := login(l.src.Addr, owner, "alice-pw"); err != nil {
 		t.Fatalf("owner locked out while waiting for the window: %v", err)
 	}
+	// The stage is entered before its first step (the notice) runs.
+	waitFor(t, "the advance notice", func() bool {
+		ids, _ := markedBodies(t, l.src.Addr, owner+"*mailshift", masterPW, "advance.")
+		return len(ids) > 0
+	})
 	ids, advance := markedBodies(t, l.src.Addr, owner+"*mailshift", masterPW, "advance.")
 	if len(ids) != 1 || !strings.Contains(advance, opens.Format("15:04")) || !strings.Contains(advance, "pro1.mail.example.net:587") || !strings.Contains(advance, "minute(s)") {
 		t.Fatalf("source INBOX holds %d advance notices, want 1 with the window and the new settings:\n%s", len(ids), advance)
