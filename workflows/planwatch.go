@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -99,8 +98,8 @@ func PlanWatch(ctx workflow.Context, plan string, st *PlanWatchState) error {
 			continue
 		}
 		total := 0
-		for _, n := range ps.Counts {
-			total += n
+		for _, k := range workflow.DeterministicKeys(ps.Counts) {
+			total += ps.Counts[k]
 		}
 		e := notify.Event{ID: fmt.Sprintf("%s/finished/%s", PlanWatchID(plan), key), Kind: notify.KindPlanFinished, Plan: plan,
 			Counts: ps.Counts, At: workflow.Now(ctx),
@@ -126,13 +125,8 @@ func PlanWatch(ctx workflow.Context, plan string, st *PlanWatchState) error {
 
 // countsKey writes counts in a fixed order.
 func countsKey(c map[string]int) string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var parts []string
-	for _, k := range keys {
+	for _, k := range workflow.DeterministicKeys(c) {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, c[k]))
 	}
 	return strings.Join(parts, ",")
