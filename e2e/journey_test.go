@@ -39,7 +39,25 @@ func TestOwnerJourney(t *testing.T) {
 		SPFInclude: "_spf.pro.example.net", Autodiscover: "autodiscover.pro.example.net", MaxMessageBytes: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
+	for sv, addr := range map[string]string{"mxplan-1": l.src.SieveAddr, "emailpro-1": l.dst.SieveAddr} {
+		if err := l.dir.SetSieveAddr(ctx, sv, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n := seedOverIMAP(t, l.src.Addr, owner, "alice-pw", mailgen.Spec{Seed: 77, Messages: 300, MeanSize: 8 << 10, NoIDPercent: 3, DupPercent: 3})
+	// The owner files mailing-list mail into a folder with a filter.
+	seed := imapLogin(t, l.src.Addr, owner, "alice-pw")
+	if err := seed.Create("Listes/Débats", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	seed.Close()
+	sc := ownerSieve(t, l.src.SieveAddr)
+	if err := sc.PutScript("principal", mainScript); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.SetActive("principal"); err != nil {
+		t.Fatal(err)
+	}
 	before, err := testenv.Read(l.src.Addr, owner, "alice-pw")
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +267,29 @@ func TestOwnerJourney(t *testing.T) {
 	if !strings.Contains(notice, "pro1.mail.example.net:587") || !strings.Contains(notice, "webmail.example.net") {
 		t.Fatalf("notice lacks the new settings:\n%s", notice)
 	}
+	// The filters are on the new server, active, with the folder as the
+	// copy named it, and delivery there files list mail into it.
+	if r.Filters == nil || r.Filters.Active != "principal" || r.Filters.Installed != 1 {
+		t.Fatalf("filters carried = %+v, want principal installed and active", r.Filters)
+	}
+	dsc := ownerSieve(t, l.dst.SieveAddr)
+	if scripts, err := dsc.ListScripts(); err != nil || len(scripts) != 1 || scripts[0].Name != "principal" || !scripts[0].Active {
+		t.Fatalf("destination scripts = %+v, %v; want principal, active", scripts, err)
+	}
+	if body, err := dsc.GetScript("principal"); err != nil || !strings.Contains(body, `fileinto "INBOX.Listes.Débats"`) {
+		t.Fatalf("destination script = %q, %v; want the folder as the copy mapped it", body, err)
+	}
+	deliverLDA(t, l.dst, owner, "From: bob@example.org\r\nTo: "+owner+"\r\nSubject: ordre du jour\r\nList-Id: <debats.example.org>\r\nMessage-ID: <debat-1@example.org>\r\n\r\nBonjour.\r\n")
+	lc := imapLogin(t, l.dst.Addr, owner, "alice-pw")
+	if _, err := lc.Select("INBOX.Listes.Débats", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := lc.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: "debat-1@example.org"}}}, nil).Wait(); err != nil || len(res.AllUIDs()) != 1 {
+		t.Fatalf("the list message is not in INBOX.Listes.Débats on the new server: %v\n%s", err, l.dst.Log())
+	}
+	lc.Close()
+	t.Logf("filters: %s active on the new server; a list message delivered there lands in INBOX.Listes.Débats", r.Filters.Active)
+
 	// The advance notice stayed in the old mailbox, once; the copy, the
 	// final delta and verify left it there.
 	if ids, _ := markedBodies(t, l.src.Addr, owner+"*mailshift", masterPW, "advance."); len(ids) != 1 {
@@ -266,7 +307,8 @@ func TestOwnerJourney(t *testing.T) {
 // startLabSlots is the lab on a PostgreSQL directory (as in production)
 // with a given number of free slots.
 func startLabSlots(t *testing.T, slots int) *lab {
-	l := startLabOn(t, testenv.StartPostgres(t))
+	// Both servers run ManageSieve: the owner's filters move too.
+	l := startLabOpts(t, testenv.StartPostgres(t), false, true)
 	if slots == 0 {
 		free, _ := l.dir.FreeSlots(context.Background(), "emailpro-1", 0)
 		for range free {
