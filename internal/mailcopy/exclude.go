@@ -34,13 +34,15 @@ func (o *Options) excludedUID(folder string, uidValidity uint32, uid imap.UID) b
 	return false
 }
 
-// excludedID reports whether a message with this Message-ID is excluded.
-func (o *Options) excludedID(folder, messageID string) bool {
+// excludedID reports whether a message with this Message-ID is excluded,
+// in any folder: the marker is mailshift's own, and an owner who filed the
+// notice elsewhere has not made it mail to move.
+func (o *Options) excludedID(_, messageID string) bool {
 	if messageID == "" {
 		return false
 	}
 	for _, e := range o.Exclude {
-		if e.Folder == folder && e.MessageID != "" && strings.EqualFold(strings.Trim(e.MessageID, "<>"), strings.Trim(messageID, "<>")) {
+		if e.MessageID != "" && strings.EqualFold(strings.Trim(e.MessageID, "<>"), strings.Trim(messageID, "<>")) {
 			return true
 		}
 	}
