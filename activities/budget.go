@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/mailshift/mailshift/internal/directory"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 )
 
 // Lease is a request for connections from a service's budget (the budget
@@ -71,36 +69,6 @@ func (a *Activities) budgetOf(service string) int {
 		return n
 	}
 	return a.DefaultBudget
-}
-
-// overloaded tells an answer by which a server says it is overloaded: the
-// budget gives that server a smaller share for a while.
-func overloaded(err error) bool {
-	if err == nil {
-		return false
-	}
-	s := strings.ToLower(err.Error())
-	for _, w := range []string{"[unavailable]", "[limit]", "throttl", "try again later", "too many connections", "connection refused", "maximum number of connections"} {
-		if strings.Contains(s, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// reportOverload tells service's budget that it said it was overloaded.
-func (a *Activities) reportOverload(ctx context.Context, service string, err error) {
-	if a.Temporal == nil || service == "" || !overloaded(err) {
-		return
-	}
-	why := err.Error()
-	if len(why) > 200 {
-		why = why[:200]
-	}
-	if serr := a.Temporal.SignalWorkflow(ctx, budgetID(service), "", "throttle", why); serr != nil {
-		// No budget running for it (nothing holds a lease): nothing to shrink.
-		a.log(ctx).Debug("report overload", zap.String("service", service), zap.Error(serr))
-	}
 }
 
 func budgetID(service string) string { return fmt.Sprintf("budget:%s", service) }

@@ -68,6 +68,10 @@ type BudgetState struct {
 	// Peak is the most connections held at once; Granted counts leases.
 	Peak    int `json:"peak"`
 	Granted int `json:"granted"`
+	// Throttles counts the halvings of the share (one a minute at most),
+	// Overloads every overload answer reported.
+	Throttles int `json:"throttles,omitempty"`
+	Overloads int `json:"overloads,omitempty"`
 }
 
 func (b *BudgetState) used() int {
@@ -200,7 +204,9 @@ func (b *budget) onRelease(lease string) {
 // minute: one overloaded moment seen by several copies counts once.
 func (b *budget) onThrottle(ctx workflow.Context, why string) {
 	now := workflow.Now(ctx)
+	b.st.Overloads++
 	if now.Sub(b.st.Throttled) >= budgetRecover {
+		b.st.Throttles++
 		b.st.Share = max(1, b.st.Share/2)
 		b.log.Warn("server overloaded: share halved", "service", b.st.Service, "share", b.st.Share, "why", why)
 	}
