@@ -20,6 +20,12 @@ type Lease struct {
 	Connections int    `json:"connections"`
 	// Limit is the service's budget as configured (the latest wins).
 	Limit int `json:"limit"`
+	// Plan is the holder's plan; Admission marks a request that admits
+	// the account to the copy (preflight, pre-copy passes): while its
+	// plan is paused, the budget grants it nothing. Later passes (the
+	// final delta while the owner is locked out, verify) are never held.
+	Plan      string `json:"plan,omitempty"`
+	Admission bool   `json:"admission,omitempty"`
 }
 
 // LeaseInput delivers a lease request to a service's budget workflow,
