@@ -437,7 +437,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 			rng := rand.New(rand.NewPCG(o.Seed, 4))
 			for {
-				pause := time.Duration(rng.Int64N(int64(max(o.KillEvery, time.Second)))) + 500*time.Millisecond
+				// A killed copy resumes after its heartbeat times out (30 s),
+				// under the same leases: kills far apart let the plan move.
+				pause := time.Duration(rng.Int64N(int64(max(o.KillEvery, time.Second)))) + 5*time.Second
 				if !wait(stop, pause) {
 					return
 				}
