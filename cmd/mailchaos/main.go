@@ -42,7 +42,7 @@ var scenarios = []scenario{
 		func(o *reliability.Options, f flags) { o.RestartTemporal = true }},
 	{"postgres-restart", "the directory's PostgreSQL stopped abruptly and started again", 20, 150,
 		func(o *reliability.Options, f flags) { o.RestartPostgres = true }},
-	{"kill-lease-holders", "SIGKILL a worker while it holds server connections under its leases (5 s + up to 3x -kill-every apart); both servers under a connection budget", 20, 150,
+	{"kill-lease-holders", "SIGKILL a worker while it holds server connections under its leases (up to 4 times, 10 s + up to 3x -kill-every apart); both servers under a connection budget", 20, 150,
 		func(o *reliability.Options, f flags) {
 			o.KillHolders, o.KillEvery, o.Budget = true, 3*f.killEvery, f.budget
 		}},

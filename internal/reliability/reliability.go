@@ -436,10 +436,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				ports[n] = true
 			}
 			rng := rand.New(rand.NewPCG(o.Seed, 4))
-			for {
-				// A killed copy resumes after its heartbeat times out (30 s),
-				// under the same leases: kills far apart let the plan move.
-				pause := time.Duration(rng.Int64N(int64(max(o.KillEvery, time.Second)))) + 5*time.Second
+			// A killed copy resumes after its heartbeat times out (30 s),
+			// under the same leases, and each kill costs the activity one
+			// of its attempts: a few kills, far apart, let the plan move.
+			for holderKills.Load() < maxHolderKills {
+				pause := time.Duration(rng.Int64N(int64(max(o.KillEvery, time.Second)))) + 10*time.Second
 				if !wait(stop, pause) {
 					return
 				}
@@ -625,6 +626,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
 	return rep, nil
 }
+
+// maxHolderKills is how many lease holders a run kills at most.
+const maxHolderKills = 4
 
 // wait sleeps d and reports false, at once, when stop is closed.
 func wait(stop <-chan struct{}, d time.Duration) bool {
