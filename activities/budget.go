@@ -92,6 +92,12 @@ type BudgetsResult struct {
 	SourceBudget  int    `json:"sourceBudget"`
 	DestBudget    int    `json:"destBudget"`
 	Connections   int    `json:"connections"`
+	// DestConnections is what a copy pass opens on the destination: each
+	// of its Connections workers holds a session for SELECT and STATUS
+	// and, on a server with LITERAL+ (Dovecot), a second, pipelined one
+	// for its APPENDs. 0 (a migration that looked its budgets up before
+	// this existed): Connections.
+	DestConnections int `json:"destConnections,omitempty"`
 }
 
 // ServerBudgets looks up, read-only, the budgets of the servers a migration
@@ -100,7 +106,8 @@ func (a *Activities) ServerBudgets(ctx context.Context, in BudgetsInput) (*Budge
 	if err := checkAddress(in.Address); err != nil {
 		return nil, err
 	}
-	r := &BudgetsResult{DestBudget: a.budgetOf(in.To), Connections: max(1, a.Connections)}
+	conns := max(1, a.Connections)
+	r := &BudgetsResult{DestBudget: a.budgetOf(in.To), Connections: conns, DestConnections: 2 * conns}
 	acct, err := a.Dir.SourceAccount(ctx, in.Address)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):

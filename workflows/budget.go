@@ -533,7 +533,11 @@ func (m *migration) copyShares() []share {
 	if b == nil {
 		return nil
 	}
-	return []share{{b.SourceService, b.Connections, b.SourceBudget}, {m.in.To, b.Connections, b.DestBudget}}
+	dest := b.Connections
+	if b.DestConnections > 0 {
+		dest = b.DestConnections
+	}
+	return []share{{b.SourceService, b.Connections, b.SourceBudget}, {m.in.To, dest, b.DestBudget}}
 }
 
 // sourceShare is one connection on the source (preflight's measure).
