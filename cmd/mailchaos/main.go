@@ -44,7 +44,7 @@ var scenarios = []scenario{
 		func(o *reliability.Options, f flags) { o.RestartPostgres = true }},
 	{"kill-lease-holders", "SIGKILL a worker while it holds server connections under its leases (up to 4 times, 10 s + up to 3x -kill-every apart); both servers under a connection budget", 20, 150,
 		func(o *reliability.Options, f flags) {
-			o.KillHolders, o.KillEvery, o.Budget = true, 3*f.killEvery, f.budget
+			o.KillHolders, o.Budget = 3*f.killEvery, f.budget
 		}},
 	{"source-unavailable", "the source answers every new connection NO [UNAVAILABLE] for a while; both servers under a connection budget", 20, 150,
 		func(o *reliability.Options, f flags) { o.UnavailableFor, o.Budget = f.unavailable, f.budget }},

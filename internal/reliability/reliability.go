@@ -76,8 +76,9 @@ type Options struct {
 	// violation.
 	Budget int
 	// KillHolders kills (SIGKILL) a worker that holds connections to a
-	// server, so under leases, at random intervals up to KillEvery.
-	KillHolders bool
+	// server, so under leases: up to 4 times, 10 s plus up to this long
+	// apart (0: never).
+	KillHolders time.Duration
 	// UnavailableFor makes the source answer every new connection with NO
 	// [UNAVAILABLE] for this long, from a moment its first copy runs.
 	UnavailableFor time.Duration
@@ -183,7 +184,7 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	// The workers reach the servers at the addresses of the directory:
 	// the servers themselves, or fault proxies in front of them.
 	srcIMAP, dstIMAP := "127.0.0.1:"+strconv.Itoa(srcPort), "127.0.0.1:"+strconv.Itoa(dstPort)
-	if o.IMAPFaults || o.Budget > 0 || o.UnavailableFor > 0 {
+	if o.IMAPFaults || o.Budget > 0 || o.UnavailableFor > 0 || o.KillHolders > 0 {
 		for i, target := range []*string{&srcIMAP, &dstIMAP} {
 			fp, err := newFaultProxy("127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), *target, o.Seed+uint64(i))
 			if err != nil {
@@ -425,7 +426,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// Kill -9 a worker while it holds connections (and so leases), and
 	// start it again.
 	var holderKills atomic.Int64
-	if o.KillHolders && len(p.proxies) == 2 {
+	if o.KillHolders > 0 && len(p.proxies) == 2 {
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
@@ -440,7 +441,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			// under the same leases, and each kill costs the activity one
 			// of its attempts: a few kills, far apart, let the plan move.
 			for holderKills.Load() < maxHolderKills {
-				pause := time.Duration(rng.Int64N(int64(max(o.KillEvery, time.Second)))) + 10*time.Second
+				pause := time.Duration(rng.Int64N(int64(o.KillHolders))) + 10*time.Second
 				if !wait(stop, pause) {
 					return
 				}
