@@ -127,6 +127,11 @@ func TestPauseAndResumePlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := budgets[devstack.SourceService]
+	d, err := c.DescribeWorkflowExecution(ctx, workflows.BudgetWorkflowID(devstack.SourceService), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pausedRun := d.WorkflowExecutionInfo.Execution.RunId
 	if len(src.Held) != 0 || len(src.Queue) != 4 || !src.IsPaused("spring") {
 		t.Fatalf("source budget while spring is paused: held %v, queue %v, paused %v; want nothing held, 4 queued, spring paused", src.Held, src.Queue, src.Paused)
 	}
@@ -186,6 +191,10 @@ func TestPauseAndResumePlan(t *testing.T) {
 		if r := result(t, c, a); r.Outcome != workflows.StageDone || r.Copied == 0 {
 			t.Fatalf("%s: %s, %d copied", a, r.Outcome, r.Copied)
 		}
+	}
+	if *updateHistory {
+		writeHistory(t, history(t, c, workflows.WorkflowID(plan[0]), ""), "paused-plan")
+		writeHistory(t, history(t, c, workflows.BudgetWorkflowID(devstack.SourceService), pausedRun), "budget-paused-plan")
 	}
 	_, peak := st.Source.Connections()
 	if peak > 2 {
