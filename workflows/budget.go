@@ -442,7 +442,10 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 		m.st.LeaseSeq++
 		lease := fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq)
 		req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit,
-			Plan: m.in.Plan, Admission: m.admission()}
+			// Only the first lease admits: a pass granted its source share
+			// is admitted, and its destination request is never held by a
+			// pause (it would hold the source share meanwhile).
+			Plan: m.in.Plan, Admission: len(held) == 0 && m.admission()}
 		if err := workflow.ExecuteActivity(short(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections"),
 			a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
 				Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
