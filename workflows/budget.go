@@ -340,9 +340,15 @@ func (b *budget) tell(ctx workflow.Context) {
 	if !b.notices || len(b.st.Queue) == 0 {
 		return
 	}
-	if b.st.Told == nil {
-		b.st.Told = map[string]int{}
+	// Keep only the waiters' places (a holder the sweep found closed
+	// leaves none behind).
+	told := make(map[string]int, len(b.st.Queue))
+	for _, q := range b.st.Queue {
+		if v, ok := b.st.Told[q.Lease]; ok {
+			told[q.Lease] = v
+		}
 	}
+	b.st.Told = told
 	var sent []workflow.Future
 	ahead := 0
 	for _, q := range b.st.Queue {
