@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -88,4 +89,51 @@ func TestBudgetPauseAndQueue(t *testing.T) {
 	if got := queuedFor(told["migrate:b#1"][0]); got != "queued for mxplan-1, paused: plan p is paused (starter resume --plan p)" {
 		t.Fatalf("queuedFor = %q", got)
 	}
+}
+
+// A waiter at the back of a long queue hears its place when it starts
+// waiting, each time the place halves and at every place under five —
+// not once per grant ahead of it — and the places it hears only fall.
+func TestBudgetTellsPlacesSparingly(t *testing.T) {
+	const n = 40
+	env := newBudgetEnv(t, "mxplan-1")
+	var mu sync.Mutex
+	told := map[string][]int{}
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(nil)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
+		mu.Lock()
+		q := arg.(LeaseQueued)
+		told[q.Lease] = append(told[q.Lease], q.Ahead)
+		mu.Unlock()
+		return nil
+	})
+	for i := range n {
+		holder := fmt.Sprintf("migrate:u%02d", i)
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(SignalAcquire, LeaseRequest{Holder: holder, Lease: holder + "#1", Connections: 1, Limit: 1})
+		}, time.Second+time.Duration(i)*100*time.Millisecond)
+		// Each holder gives its lease back a minute after the previous.
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRelease, holder+"#1") }, time.Duration(i+2)*time.Minute)
+	}
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{Service: "mxplan-1", Limit: 1, Share: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	last := told[fmt.Sprintf("migrate:u%02d#1", n-1)]
+	if len(last) == 0 || last[0] != n-2 || last[len(last)-1] != 0 {
+		t.Fatalf("the last waiter heard %v, want %d first and 0 last", last, n-2)
+	}
+	for i := 1; i < len(last); i++ {
+		if last[i] >= last[i-1] {
+			t.Fatalf("the last waiter heard %v: not falling", last)
+		}
+	}
+	if len(last) > 11 {
+		t.Fatalf("the last waiter heard %d notices %v for a queue of %d; want about 5 + log2(n/5)", len(last), last, n)
+	}
+	total := 0
+	for _, l := range told {
+		total += len(l)
+	}
+	t.Logf("the last waiter heard %v; %d notices in all for %d waiters (a notice per grant would be %d)", last, total, n-1, n*(n-1)/2)
 }
