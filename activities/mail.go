@@ -132,8 +132,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			return true, nil
 		}
 		// A server that says it is overloaded gets a smaller share.
-		a.reportOverload(ctx, in.From, err)
-		a.reportOverload(ctx, in.To, err)
+		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
 		// Go on from where this connection got to.
 		if latest.Checkpoints != nil {
 			opts.Checkpoints = latest.Checkpoints
@@ -213,6 +212,7 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
 			Folders:     mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
 			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported, Exclude: in.Exclude})
+		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
 		return false, err
 	})
 	stop()

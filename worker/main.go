@@ -137,6 +137,7 @@ func run() error {
 			stages = append(stages, string(s))
 		}
 		go m.WatchStages(mctx, c, stages, 30*time.Second, log)
+		go m.WatchBudgets(mctx, c, workflows.BudgetWorkflowName, app.ReadBudget, 15*time.Second, log)
 		log.Info("metrics on /metrics, probes on /healthz and /readyz", zap.String("addr", cfg.MetricsAddr))
 	}
 	w := app.NewWorker(c, cfg.TaskQueue, acts, worker.Options{})
