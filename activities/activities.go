@@ -63,6 +63,7 @@ type Mail interface {
 	Measure(ctx context.Context, ep mailcopy.Endpoint) (*mailcopy.Totals, error)
 	Clear(ctx context.Context, ep mailcopy.Endpoint) error
 	AppendOnce(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (bool, error)
+	Replay(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.ReplayResult, error)
 }
 
 // DNS checks and updates zones.

@@ -429,7 +429,11 @@ func (m *migration) awaitConfirm(ctx workflow.Context) error {
 func (m *migration) copyInput(delta bool) activities.CopyInput {
 	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
 		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta,
-		Locale: m.st.Preflight.Locale, Reported: m.st.Skips}
+		Locale: m.st.Preflight.Locale, Reported: m.st.Skips,
+		// Only the final delta replays the owner's changes: the source is
+		// locked, and the destination not yet the owner's (after the
+		// switch, its flags are the owner's own).
+		Replay: delta && m.st.Stage == StageFinalDelta}
 }
 
 // copy runs a full copy or a delta pass and records its checkpoints, so the
@@ -446,6 +450,12 @@ func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error
 	m.lastCopied = sum.Copied
 	m.st.Skips = appendSkips(m.st.Skips, sum.Skips)
 	m.st.Reported = appendSkips(m.st.Reported, sum.Reported)
+	if sum.Replayed != nil {
+		if m.st.Replayed == nil {
+			m.st.Replayed = &mailcopy.ReplayCounts{}
+		}
+		m.st.Replayed.Add(*sum.Replayed)
+	}
 	if delta {
 		m.st.Deltas++
 		m.st.DeltaMsgs += sum.Copied

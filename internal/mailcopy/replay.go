@@ -1105,3 +1105,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Replay runs Replay.
+func (Engine) Replay(ctx context.Context, src, dst Endpoint, opts Options) (*ReplayResult, error) {
+	return Replay(ctx, src, dst, opts)
+}

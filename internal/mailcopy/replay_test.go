@@ -272,7 +272,7 @@ var replayCases = []replayCase{
 		store(t, o, "INBOX", 2, imap.StoreFlagsAdd, imap.FlagSeen)
 		move(t, o, "Work", "Old", 4)
 		move(t, o, "Work", "INBOX", 2)
-		sel(t, o, "INBOX") // Dovecot drops a session whose selected folder is deleted
+		sel(t, o, "INBOX")                              // Dovecot drops a session whose selected folder is deleted
 		if err := o.Delete("Work").Wait(); err != nil { // with 2 copied messages left
 			t.Fatal(err)
 		}
