@@ -434,6 +434,10 @@ type Result struct {
 	Actions    []OperatorAction          `json:"actions,omitempty"`
 	Started    time.Time                 `json:"started"`
 	Finished   time.Time                 `json:"finished"`
+
+	// Replayed counts the owner's changes during the pre-copy that the
+	// final delta carried over.
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 // ActionInput is the argument of every operator update.

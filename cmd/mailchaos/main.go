@@ -39,13 +39,15 @@ var scenarios = []scenario{
 		func(o *reliability.Options, f flags) { o.RestartTemporal = true }},
 	{"postgres-restart", "the directory's PostgreSQL stopped abruptly and started again", 20, 150,
 		func(o *reliability.Options, f flags) { o.RestartPostgres = true }},
+	{"owner-changes", "owners change flags, delete, move, create, rename and delete folders during the pre-copy; the worker of each final delta is killed", 6, 80,
+		func(o *reliability.Options, f flags) { o.OwnerChanges = true }},
 	{"load", "1,000 small accounts, no faults", 1000, 3, func(*reliability.Options, flags) {}},
 	{"load-realistic", "100 accounts with folders, 30 KiB mean messages and one 2 MiB message each", 100, 200,
 		func(o *reliability.Options, f flags) { o.Realistic = true }},
 }
 
 // faultScenarios is what "all" runs: every fault, not the load plans.
-const faultScenarios = 5
+const faultScenarios = 6
 
 func main() {
 	if err := run(); err != nil {
