@@ -430,10 +430,17 @@ func (m *migration) copyInput(delta bool) activities.CopyInput {
 	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
 		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta,
 		Locale: m.st.Preflight.Locale, Reported: m.st.Skips,
-		// Only the final delta replays the owner's changes: the source is
-		// locked, and the destination not yet the owner's (after the
-		// switch, its flags are the owner's own).
-		Replay: delta && m.st.Stage == StageFinalDelta}
+		Replay: delta && replays(m.st.Stage)}
+}
+
+// replays says whether a delta pass in stage s first replays the owner's
+// changes to what is already copied (expunges, flags, moves, folders):
+// every pass up to the final delta, so a message the owner moves between
+// two pre-copy passes is moved on the destination, never copied again.
+// Never after the switch: the destination is then the owner's own, and its
+// flags and folders his.
+func replays(s Stage) bool {
+	return s == StageCopy || s == StageWaitWindow || s == StageFinalDelta
 }
 
 // copy runs a full copy or a delta pass and records its checkpoints, so the
