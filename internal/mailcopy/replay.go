@@ -115,6 +115,9 @@ type vanished struct {
 	dest     string // destination folder
 	src, dst imap.UID
 	done     bool // moved (or found gone from the destination)
+	// stale: the source folder was renumbered (a new UIDVALIDITY), so
+	// src belongs to the old numbering and the map no longer holds it.
+	stale bool
 }
 
 type replayer struct {
@@ -453,7 +456,7 @@ func (r *replayer) scanFolder(key string) error {
 		return classify(err, fmt.Sprintf("select source %q", key))
 	}
 	if sel.UIDValidity != cp.UIDValidity {
-		return nil // renumbered: the copy matches it again by content
+		return r.renumbered(key, cp, sel.UIDValidity, sel.NumMessages)
 	}
 	present := map[uint32]bool{}
 	if sel.NumMessages > 0 {
@@ -510,6 +513,33 @@ func (r *replayer) scanFolder(key string) error {
 		}
 	}
 	r.advanceModSeq(key, sel.HighestModSeq)
+	return nil
+}
+
+// renumbered handles a source folder with a new UIDVALIDITY (deleted and
+// created again, or a server that rebuilt its index): every copied
+// message is lost under its old UID and every message there is new; the
+// ones that are the same content are paired again by moves (same folder:
+// only the map changes), the others removed from the destination.
+func (r *replayer) renumbered(key string, cp Checkpoint, uv, n uint32) error {
+	dest := r.destOf(key)
+	r.addLost(key, cp, func(uint32) bool { return false })
+	for i := range r.lost {
+		if r.lost[i].key == key {
+			r.lost[i].stale = true
+		}
+	}
+	r.cps[key] = Checkpoint{UIDValidity: uv, DestUIDValidity: cp.DestUIDValidity, Dest: dest}
+	r.scanned[key] = true
+	r.srcUV[key] = uv
+	if n == 0 {
+		return nil
+	}
+	srch, err := r.s.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+	if err != nil {
+		return classify(err, fmt.Sprintf("search %q", key))
+	}
+	r.fresh[key] = append(r.fresh[key], srch.AllUIDs()...)
 	return nil
 }
 
@@ -892,9 +922,11 @@ func (r *replayer) moves() error {
 		for _, p := range ps {
 			v := &r.lost[p.i]
 			v.done = true
-			cp := r.cps[v.key]
-			cp.Map = removeFromMap(cp.Map, uint32(v.src))
-			r.cps[v.key] = cp
+			if !v.stale {
+				cp := r.cps[v.key]
+				cp.Map = removeFromMap(cp.Map, uint32(v.src))
+				r.cps[v.key] = cp
+			}
 			nu, ok := newUID[v.dst]
 			if !ok || destUV == 0 {
 				continue // no COPYUID: the copy finds it by content
@@ -922,8 +954,14 @@ func (r *replayer) moves() error {
 			for _, p := range restore {
 				fl, _ := appendable(p.flags)
 				err := r.d.Store(imap.UIDSetNum(p.uid), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: withoutRecent(fl)}, nil).Close()
-				if err != nil && !isNo(err) {
+				switch {
+				case err == nil:
+					r.res.Flags++
+				case !isNo(err):
 					return classify(err, fmt.Sprintf("store flags in %q", to))
+				default:
+					r.res.Items = append(r.res.Items, Skip{Folder: to, Category: CatNotReplayed,
+						Reason: fmt.Sprintf("the destination refused the flags of a moved message: %s", errText(err))})
 				}
 			}
 		}
@@ -987,10 +1025,11 @@ func (r *replayer) expunges() error {
 			}
 		}
 		for _, i := range idx {
-			v := r.lost[i]
-			cp := r.cps[v.key]
-			cp.Map = removeFromMap(cp.Map, uint32(v.src))
-			r.cps[v.key] = cp
+			if v := r.lost[i]; !v.stale {
+				cp := r.cps[v.key]
+				cp.Map = removeFromMap(cp.Map, uint32(v.src))
+				r.cps[v.key] = cp
+			}
 		}
 	}
 	return nil

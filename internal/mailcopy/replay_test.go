@@ -241,7 +241,7 @@ var replayCases = []replayCase{
 		move(t, o, "Work", "Old", 2)
 		store(t, o, "Old", 4, imap.StoreFlagsAdd, imap.FlagAnswered) // the moved one, after the move
 		return nil
-	}, want: mailcopy.ReplayCounts{Moved: 3, Flags: 0}},
+	}, want: mailcopy.ReplayCounts{Moved: 3, Flags: 1}},
 	{name: "folder-create", change: func(t *testing.T, o, _ *imapclient.Client) map[string][][]byte {
 		if err := o.Create("New", nil).Wait(); err != nil {
 			t.Fatal(err)
@@ -262,6 +262,19 @@ var replayCases = []replayCase{
 		}
 		return nil
 	}, want: mailcopy.ReplayCounts{Expunged: 3, Folders: 1}},
+	{name: "folder-recreate", change: func(t *testing.T, o, _ *imapclient.Client) map[string][][]byte {
+		// Deleted and created again: a new UIDVALIDITY. Two of its four
+		// messages come back (one with other flags), two do not.
+		if err := o.Delete("Work").Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Create("Work", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		put(t, o, "Work", testMsg("seed", 7), imap.FlagSeen)
+		put(t, o, "Work", testMsg("seed", 8), imap.FlagSeen) // was \Flagged
+		return nil
+	}, want: mailcopy.ReplayCounts{Expunged: 2, Flags: 1}},
 	{name: "mix", change: func(t *testing.T, o, d *imapclient.Client) map[string][][]byte {
 		// Mail delivered to the new mailbox (after a switch): never
 		// touched, and it keeps the folder the owner deleted.
