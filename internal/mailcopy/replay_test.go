@@ -63,7 +63,7 @@ func startMemMove(t *testing.T, user string) string {
 
 // dovecotPair starts the lab's two Dovecots reading one directory, with
 // the given accounts on both (password pw).
-func dovecotPair(t *testing.T, users ...string) (src, dst string) {
+func dovecotPair(t testing.TB, users ...string) (src, dst string) {
 	t.Helper()
 	ctx := context.Background()
 	db := filepath.Join(t.TempDir(), "directory.db")
@@ -93,7 +93,7 @@ func dovecotPair(t *testing.T, users ...string) (src, dst string) {
 	return s.Addr, d.Addr
 }
 
-func owner(t *testing.T, addr, user string) *imapclient.Client {
+func owner(t testing.TB, addr, user string) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
