@@ -61,6 +61,14 @@ func run() error {
 		}
 		defer st.Close()
 		acts = a
+		// The demo notifies too when notify is configured.
+		n, err := app.Notifier(cfg.Notify)
+		if err != nil {
+			return err
+		}
+		if n != nil {
+			acts.Notify = n
+		}
 		if err := app.WriteDevInfo(cfg.DevDir, dsn, st, cfg.DevAccounts); err != nil {
 			return err
 		}
