@@ -66,6 +66,7 @@ type Mail interface {
 	// AppendMarked appends once (found again by its marker) and says
 	// where the message is.
 	AppendMarked(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (mailcopy.Placed, error)
+	Replay(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.ReplayResult, error)
 }
 
 // DNS checks and updates zones.

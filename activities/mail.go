@@ -20,6 +20,10 @@ type CopyInput struct {
 	IncludeFolders []string
 	ExcludeFolders []string
 	Delta          bool
+	// Replay, with Delta, first carries to the destination what the owner
+	// changed in what was already copied (the final delta, source locked):
+	// expunges, flags, moves, folder renames and deletions.
+	Replay bool `json:",omitempty"`
 	// Locale is the owner's language: it names the folder where messages
 	// refused for their form are preserved.
 	Locale string `json:",omitempty"`
@@ -59,6 +63,8 @@ type CopySummary struct {
 	// ByReason counts both by category.
 	ByReason map[string]int `json:"byReason,omitempty"`
 	Seconds  float64        `json:"seconds"`
+	// Replayed counts the owner's changes a replaying delta carried over.
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 // CopyHeartbeat is the heartbeat detail of a copy: enough to resume.
@@ -68,6 +74,8 @@ type CopyHeartbeat struct {
 	FoldersTotal int                            `json:"foldersTotal"`
 	Copied       int                            `json:"copied"`
 	Bytes        int64                          `json:"bytes"`
+	// Replayed is what the replay of this activity did (see CopyInput.Replay).
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 const maxSkipsInResult = 50
@@ -120,8 +128,14 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			}
 			last = time.Now()
 			set(CopyHeartbeat{Checkpoints: p.Checkpoints, FoldersDone: p.FoldersDone,
-				FoldersTotal: p.FoldersTotal, Copied: base.Copied + p.Copied, Bytes: base.Bytes + p.Bytes})
+				FoldersTotal: p.FoldersTotal, Copied: base.Copied + p.Copied, Bytes: base.Bytes + p.Bytes, Replayed: base.Replayed})
 		},
+	}
+	var replayItems []mailcopy.Skip
+	if in.Replay && in.Delta {
+		if opts.Checkpoints, replayItems, err = a.replayChanges(ctx, in, sep, dep, opts, &base, set); err != nil {
+			return nil, fromEngine(err)
+		}
 	}
 	var res *mailcopy.Result
 	err = reconnecting(ctx, a.log(ctx), "copy of "+in.Address, func() (bool, error) {
@@ -156,7 +170,17 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 	}
 	// Items carry folder, UID, size, date, Message-ID and the reason, never
 	// content; each once (Items is one list over all folders).
-	for _, it := range res.Items() {
+	sum.Replayed = base.Replayed
+	if len(replayItems) > 0 {
+		sum.ReportedCount += len(replayItems)
+		if sum.ByReason == nil {
+			sum.ByReason = map[string]int{}
+		}
+		for k, n := range mailcopy.CountByCategory(replayItems) {
+			sum.ByReason[k] += n
+		}
+	}
+	for _, it := range append(res.Items(), replayItems...) {
 		switch {
 		case it.NotCopied() && len(sum.Skips) < maxSkipsInResult:
 			sum.Skips = append(sum.Skips, it)

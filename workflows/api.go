@@ -368,6 +368,9 @@ type State struct {
 	Updated  time.Time                `json:"updated"`
 	Notice   *activities.FinishResult `json:"notice,omitempty"`
 	Actions  []OperatorAction         `json:"actions,omitempty"`
+
+	// Replayed counts the owner's changes the final delta carried over.
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 // check refuses a continued state that could not have been written by this
@@ -440,6 +443,10 @@ type Result struct {
 	Actions    []OperatorAction          `json:"actions,omitempty"`
 	Started    time.Time                 `json:"started"`
 	Finished   time.Time                 `json:"finished"`
+
+	// Replayed counts the owner's changes during the pre-copy that the
+	// final delta carried over.
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 // ActionInput is the argument of every operator update.
@@ -512,6 +519,10 @@ type Progress struct {
 	DNSPending bool           `json:"dnsPending"`
 	Started    time.Time      `json:"started"`
 	Updated    time.Time      `json:"updated"`
+
+	// Replayed counts the owner's changes during the pre-copy that the
+	// final delta carried over (expunged, flags, moved, folders).
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 // ValidateInput checks an input the way the workflow's first step does, so

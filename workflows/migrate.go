@@ -437,6 +437,7 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 	r := &Result{Address: m.in.Address, To: m.in.To, Plan: m.in.Plan, Outcome: outcome, ConfirmedBy: m.st.ConfirmedBy,
 		DeltaCopied: m.st.DeltaMsgs, Skipped: m.st.Skips, DNSPending: m.st.DNSPend, DNS: m.st.DNS,
 		Stages: m.st.History, Actions: m.st.Actions, Started: m.st.Started, Finished: workflow.Now(ctx)}
+	r.Replayed = m.st.Replayed
 	if m.st.Copy != nil {
 		r.Folders = len(m.st.Copy.Folders)
 		r.Copied = m.st.Copy.Copied

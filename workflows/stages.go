@@ -436,7 +436,18 @@ func (m *migration) awaitConfirm(ctx workflow.Context) error {
 func (m *migration) copyInput(delta bool) activities.CopyInput {
 	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
 		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta,
-		Locale: m.st.Preflight.Locale, Reported: m.st.Skips, Exclude: m.exclude()}
+		Locale: m.st.Preflight.Locale, Reported: m.st.Skips, Exclude: m.exclude(),
+		Replay: delta && replays(m.st.Stage)}
+}
+
+// replays says whether a delta pass in stage s first replays the owner's
+// changes to what is already copied (expunges, flags, moves, folders):
+// every pass up to the final delta, so a message the owner moves between
+// two pre-copy passes is moved on the destination, never copied again.
+// Never after the switch: the destination is then the owner's own, and its
+// flags and folders his.
+func replays(s Stage) bool {
+	return s == StageCopy || s == StageWaitWindow || s == StageFinalDelta
 }
 
 // copy runs a full copy or a delta pass and records its checkpoints, so the
@@ -454,6 +465,12 @@ func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error
 	m.lastCopied = sum.Copied
 	m.st.Skips = appendSkips(m.st.Skips, sum.Skips)
 	m.st.Reported = appendSkips(m.st.Reported, sum.Reported)
+	if sum.Replayed != nil {
+		if m.st.Replayed == nil {
+			m.st.Replayed = &mailcopy.ReplayCounts{}
+		}
+		m.st.Replayed.Add(*sum.Replayed)
+	}
 	if delta {
 		m.st.Deltas++
 		m.st.DeltaMsgs += sum.Copied

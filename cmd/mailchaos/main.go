@@ -48,13 +48,15 @@ var scenarios = []scenario{
 		}},
 	{"source-unavailable", "the source answers every new connection NO [UNAVAILABLE] for a while; both servers under a connection budget", 20, 150,
 		func(o *reliability.Options, f flags) { o.UnavailableFor, o.Budget = f.unavailable, f.budget }},
+	{"owner-changes", "owners change flags, delete, move, create, rename and delete folders during the pre-copy; the worker of each final delta is killed", 6, 80,
+		func(o *reliability.Options, f flags) { o.OwnerChanges = true }},
 	{"load", "1,000 small accounts, no faults", 1000, 3, func(*reliability.Options, flags) {}},
 	{"load-realistic", "100 accounts with folders, 30 KiB mean messages and one 2 MiB message each", 100, 200,
 		func(o *reliability.Options, f flags) { o.Realistic = true }},
 }
 
 // faultScenarios is what "all" runs: every fault, not the load plans.
-const faultScenarios = 7
+const faultScenarios = 8
 
 func main() {
 	if err := run(); err != nil {

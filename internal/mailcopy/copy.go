@@ -23,6 +23,12 @@ type Checkpoint struct {
 	// source message became (APPENDUID), as ranges.
 	DestUIDValidity uint32        `json:"dv,omitempty"`
 	Map             []UIDMapRange `json:"m,omitempty"`
+	// Dest is the destination folder (a replay needs it once the source
+	// folder is gone); ModSeq the source's HIGHESTMODSEQ as of which every
+	// copied message's flags are on the destination (0: unknown), where
+	// the source announces CONDSTORE (replay.go).
+	Dest   string `json:"dn,omitempty"`
+	ModSeq uint64 `json:"ms,omitempty"`
 }
 
 // Options tune a copy.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/mailcopy"
 	"github.com/mailshift/mailshift/internal/mailgen"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
@@ -86,6 +87,10 @@ type Options struct {
 	// distribution around 30 KiB and one 5 MiB message each, instead of
 	// small messages.
 	Realistic bool
+	// OwnerChanges holds the migrations before the lock while each owner
+	// changes the mailbox, then kills the worker of each final delta
+	// (ownerchanges.go).
+	OwnerChanges bool
 }
 
 // Report is the outcome of a run.
@@ -119,6 +124,11 @@ type Report struct {
 	ActionsMean   float64
 	WorkerRSSMB   float64
 	AccountsPerMn float64
+	// FinalDeltaKills counts migrations whose final delta a kill
+	// interrupted (it ran again); Replayed sums the owner's changes the
+	// final deltas carried over (OwnerChanges).
+	FinalDeltaKills int
+	Replayed        mailcopy.ReplayCounts
 }
 
 type platform struct {
@@ -561,7 +571,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	planFile := filepath.Join(p.work, "plan.csv")
 	_ = os.WriteFile(planFile, []byte(plan.String()), 0o644)
 	env := &cli.Env{Out: io.Discard, Client: p.c, DirectoryDSN: p.dsn}
-	if err := env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200}); err != nil {
+	if o.OwnerChanges {
+		err = p.heldStart(runCtx, addrs)
+		if err == nil {
+			err = p.ownerPhase(runCtx, o, addrs, workers, before, rep)
+		}
+	} else {
+		err = env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200})
+	}
+	if err != nil {
 		close(stop)
 		bg.Wait()
 		return nil, err
@@ -624,6 +642,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// A final delta for mail delivered to the source after the workflows'
 	// last pass is not mailshift's promise: the route had switched by then,
 	// so deliveries after it went to the destination.
+	if o.OwnerChanges {
+		var v []string
+		v, delivered = p.ownerChecks(ctx, addrs, before, delivered, rep)
+		rep.Violations = append(rep.Violations, v...)
+	}
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
 	return rep, nil
 }
@@ -770,6 +793,7 @@ func (r *Report) Faults() string {
 		}
 	}
 	add(r.Kills, "kills")
+	add(r.FinalDeltaKills, "final deltas interrupted")
 	add(r.Restarts, "restarts")
 	add(r.Cuts, "cuts")
 	add(r.Stalls, "stalls")
@@ -791,6 +815,9 @@ func (r *Report) Print(w io.Writer, scenario string) {
 		"acc/min", "p50", "p95", "ev max", "ev avg", "actions", "RSS MB", "violations", "peak src/dst", "faults")
 	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %7.0f %10d %13s  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
 		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Peaks(), r.Faults())
+	if c := r.Replayed; c.Total() > 0 {
+		fmt.Fprintf(w, "  owner's changes replayed: %d expunged, %d flags, %d moved, %d folders\n", c.Expunged, c.Flags, c.Moved, c.Folders)
+	}
 	for i, v := range r.Violations {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... %d more\n", len(r.Violations)-10)
