@@ -22,6 +22,13 @@ func createFolders(d *conn, ms []Mapping) ([]Mapping, map[string]Skip, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return createFoldersListed(d, ms, destListing{folders: existing, ns: ns})
+}
+
+// createFoldersListed is createFolders on a listing of the destination
+// already read.
+func createFoldersListed(d *conn, ms []Mapping, l destListing) ([]Mapping, map[string]Skip, error) {
+	existing, ns := l.folders, l.ns
 	have := map[string]bool{"INBOX": true}
 	subscribed := map[string]bool{}
 	for _, f := range existing {
@@ -182,7 +189,9 @@ type problemsFolder struct {
 	created bool
 }
 
-func problemsFolderName(locale string, ms []Mapping, d *conn) *problemsFolder {
+// problemsFolderIn names the folder of preserved messages in the owner's
+// language, as the destination's namespace spells it.
+func problemsFolderIn(locale string, l destListing) *problemsFolder {
 	lang := strings.ToLower(locale)
 	if i := strings.IndexAny(lang, "-_"); i > 0 {
 		lang = lang[:i]
@@ -191,10 +200,7 @@ func problemsFolderName(locale string, ms []Mapping, d *conn) *problemsFolder {
 	if !ok {
 		name = problemsNames["en"]
 	}
-	_, ns, err := listFolders(d)
-	if err == nil {
-		name, _ = serverName(name, ns)
-	}
+	name, _ = serverName(name, l.ns)
 	return &problemsFolder{name: name}
 }
 
