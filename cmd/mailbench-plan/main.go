@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -97,7 +98,10 @@ func run() error {
 	if o.accounts < 1 || o.messages < 1 || o.jobs < 1 || o.conns < 1 {
 		return errors.New("-accounts, -messages, -j and -connections must be at least 1")
 	}
-	return bench(context.Background(), o)
+	// Ctrl-C stops the runs and still stops every server the bench started.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench(ctx, o)
 }
 
 // lab is the platform every run uses.
@@ -216,24 +220,26 @@ func bench(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: %.1fs\n", r.name, r.seconds)
+		// Each row as it is measured, so a run cut short still tells.
+		fmt.Printf("%s: %.1fs, %.0f msg/s; CPU-s tool/worker %.2f, Temporal %.2f, source %.2f, destination %.2f, PostgreSQL %.2f; peak connections source %d, destination %d\n",
+			r.name, r.seconds, float64(r.messages)/r.seconds, r.tool, r.temporal, r.src, r.dst, r.pg, r.peakSrc, r.peakDt)
 		rows = append(rows, r)
 		release()
 		return nil
 	}
 	// The first run after the corpus is laid down is slower for any tool
 	// (fresh files on this ext4): alternate the order and keep the best.
-	if err := add(l.runPool(o, "mbsync", "m1")); err != nil {
+	if err := add(l.runPool(ctx, o, "mbsync", "m1")); err != nil {
 		return err
 	}
-	if err := add(l.runPool(o, "mailshift-copy", "c1")); err != nil {
+	if err := add(l.runPool(ctx, o, "mailshift-copy", "c1")); err != nil {
 		return err
 	}
 	if o.repeat {
-		if err := add(l.runPool(o, "mailshift-copy", "c2")); err != nil {
+		if err := add(l.runPool(ctx, o, "mailshift-copy", "c2")); err != nil {
 			return err
 		}
-		if err := add(l.runPool(o, "mbsync", "m2")); err != nil {
+		if err := add(l.runPool(ctx, o, "mbsync", "m2")); err != nil {
 			return err
 		}
 	}
@@ -292,7 +298,7 @@ func (s snapshot) since(r *result, before snapshot) {
 
 // runPool copies every account with tool, o.jobs accounts at a time, into
 // the destination accounts of run.
-func (l *lab) runPool(o options, tool, run string) (result, error) {
+func (l *lab) runPool(ctx context.Context, o options, tool, run string) (result, error) {
 	r := result{name: fmt.Sprintf("%s, %d at a time", tool, o.jobs), accounts: len(l.addrs), messages: l.messages, run: run}
 	if tool == "mailshift-copy" {
 		r.name = fmt.Sprintf("mailshift-copy (%d pairs), %d at a time", o.conns, o.jobs)
@@ -312,9 +318,9 @@ func (l *lab) runPool(o options, tool, run string) (result, error) {
 				var cmd *exec.Cmd
 				var err error
 				if tool == "mbsync" {
-					cmd, err = l.mbsyncCmd(i, destUser(run, i))
+					cmd, err = l.mbsyncCmd(ctx, i, destUser(run, i))
 				} else {
-					cmd = l.copyCmd(o, i, destUser(run, i), run == "c1" && i == 0)
+					cmd = l.copyCmd(ctx, o, i, destUser(run, i), run == "c1" && i == 0)
 				}
 				var out bytes.Buffer
 				if err == nil {
@@ -358,7 +364,7 @@ var mbsyncTLSKeyword = sync.OnceValue(func() string {
 	return "SSLType"
 })
 
-func (l *lab) mbsyncCmd(i int, dstUser string) (*exec.Cmd, error) {
+func (l *lab) mbsyncCmd(ctx context.Context, i int, dstUser string) (*exec.Cmd, error) {
 	tlsKey := mbsyncTLSKeyword()
 	state := filepath.Join(l.work, "mbsync-state", dstUser) + "/"
 	if err := os.MkdirAll(state, 0o755); err != nil {
@@ -399,14 +405,14 @@ CopyArrivalDate yes
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	return exec.Command("mbsync", "-c", cf, "-a", "-q"), nil
+	return exec.CommandContext(ctx, "mbsync", "-c", cf, "-a", "-q"), nil
 }
 
-func (l *lab) copyCmd(o options, i int, dstUser string, profile bool) *exec.Cmd {
+func (l *lab) copyCmd(ctx context.Context, o options, i int, dstUser string, profile bool) *exec.Cmd {
 	args := []string{"--from", l.src.Addr, "--from-user", l.addrs[i], "--from-master", "mailshift",
 		"--from-security", "plain", "--to", l.dst.Addr, "--to-user", dstUser, "--to-security", "plain",
 		"--connections", strconv.Itoa(o.conns)}
-	cmd := exec.Command(filepath.Join(o.bin, "mailshift-copy"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(o.bin, "mailshift-copy"), args...)
 	cmd.Env = append(os.Environ(), "MAILSHIFT_FROM_PASSWORD="+masterPW, "MAILSHIFT_TO_PASSWORD="+ownerPW, "GOMAXPROCS=1")
 	if profile && l.cpuProfile != "" {
 		cmd.Env = append(cmd.Env, "MAILSHIFT_CPUPROFILE="+filepath.Join(l.cpuProfile, "mailshift-copy.pprof"))
