@@ -45,7 +45,7 @@ func (s countingSession) Select(mailbox string, options *imap.SelectOptions) (*i
 	return s.Session.Select(mailbox, options)
 }
 
-func startCounting(t *testing.T, username string) *countingServer {
+func startCounting(t *testing.T, username string, caps ...imap.Cap) *countingServer {
 	t.Helper()
 	mem := imapmemserver.New()
 	u := imapmemserver.NewUser(username, pw)
@@ -54,11 +54,15 @@ func startCounting(t *testing.T, username string) *countingServer {
 	}
 	mem.AddUser(u)
 	cs := &countingServer{}
+	capSet := imap.CapSet{imap.CapIMAP4rev1: {}}
+	for _, c := range caps {
+		capSet[c] = struct{}{}
+	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return countingSession{Session: devstack.StrictSession(mem.NewSession()), n: &cs.selects}, nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		Caps:         capSet,
 		InsecureAuth: true,
 		Logger:       silent{},
 	})
@@ -191,4 +195,30 @@ func TestDeltaSkipsUnchangedFolders(t *testing.T) {
 		t.Fatal("no source folder opened although every UIDVALIDITY changed")
 	}
 	assertSame(t, read(t, src.addr, "a@x.test"), read(t, dst.addr, "a@x.test"))
+}
+
+// TestMeasureByStatusSize: a server with STATUS=SIZE is measured without
+// opening a folder, to the same totals as one measured folder by folder.
+func TestMeasureByStatusSize(t *testing.T) {
+	ctx := context.Background()
+	fast, slow := startCounting(t, "a@x.test", imap.CapStatusSize), startCounting(t, "a@x.test")
+	n := fast.seed(t, spec)
+	slow.seed(t, spec)
+	got, err := mailcopy.Measure(ctx, ep(fast.addr, "a@x.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := mailcopy.Measure(ctx, ep(slow.addr, "a@x.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != *want || got.Messages != n || got.Bytes == 0 {
+		t.Fatalf("Measure() with STATUS=SIZE = %+v, folder by folder = %+v; want equal, %d messages", *got, *want, n)
+	}
+	if s := fast.selects.Load(); s != 0 {
+		t.Fatalf("Measure() with STATUS=SIZE selected %d folders, want 0", s)
+	}
+	if s := slow.selects.Load(); s == 0 {
+		t.Fatal("Measure() without STATUS=SIZE selected no folder: the comparison measures nothing")
+	}
 }
