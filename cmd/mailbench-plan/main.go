@@ -249,6 +249,9 @@ func bench(ctx context.Context, o options) error {
 	}
 	// Compare after every timed run (reading would disturb them).
 	for i := range rows {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		l.checkRun(&rows[i], o.check)
 	}
 	print(os.Stdout, o, rows)

@@ -536,6 +536,10 @@ func listFolders(c *conn) ([]Folder, Namespace, error) {
 	return out, ns, nil
 }
 
+// planFolders maps the folders of both servers (planFoldersListed without
+// the listing).
+//
+//lint:ignore U1000 the copy and verify use planFoldersListed; other passes list with this
 func planFolders(s, d *conn, mo MapOptions) ([]Mapping, error) {
 	m, _, err := planFoldersListed(s, d, mo)
 	return m, err

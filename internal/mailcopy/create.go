@@ -10,13 +10,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// createFolders creates the missing destination folders, parents first,
-// and subscribes what the source had subscribed. A folder the destination
-// refuses to create under its name is created under a safe name (control
-// characters replaced, a leading "~" escaped) and reported; one that cannot
-// be created at all is reported, and the others go on. A \Noselect source
-// folder is never created as a folder of its own when its children bring
-// it into being.
+// createFolders is createFoldersListed after listing the destination.
+//
+//lint:ignore U1000 the copy uses createFoldersListed; other passes create with this
 func createFolders(d *conn, ms []Mapping) ([]Mapping, map[string]Skip, error) {
 	existing, ns, err := listFolders(d)
 	if err != nil {
@@ -25,8 +21,14 @@ func createFolders(d *conn, ms []Mapping) ([]Mapping, map[string]Skip, error) {
 	return createFoldersListed(d, ms, destListing{folders: existing, ns: ns})
 }
 
-// createFoldersListed is createFolders on a listing of the destination
-// already read.
+// createFoldersListed creates the missing destination folders, parents
+// first, from a listing of the destination already read, and subscribes
+// what the source had subscribed. A folder the destination refuses to
+// create under its name is created under a safe name (control characters
+// replaced, a leading "~" escaped) and reported; one that cannot be created
+// at all is reported, and the others go on. A \Noselect source folder is
+// never created as a folder of its own when its children bring it into
+// being.
 func createFoldersListed(d *conn, ms []Mapping, l destListing) ([]Mapping, map[string]Skip, error) {
 	existing, ns := l.folders, l.ns
 	have := map[string]bool{"INBOX": true}
