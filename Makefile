@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: demo demo-stop test lab-deps build vet lint bench chaos load
+.PHONY: demo demo-stop test lab-deps build vet lint bench bench-plan chaos load
 
 build:
 	$(GO) build ./...
@@ -42,6 +42,16 @@ bench: lab-deps
 	mkdir -p bin
 	$(GO) build -o bin/ ./worker ./starter ./cmd/mailshift-copy ./cmd/mailbench
 	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailbench $(BENCH_ARGS)
+
+# A plan of many realistic accounts on one lab Dovecot pair (default 100 x
+# 200 messages of 30 KiB mean): mbsync J at a time, mailshift-copy J at a
+# time, the whole plan through Temporal with a budget of J copies. Prints
+# one table (messages/s, accounts/min, CPU per component, peak connections
+# counted at the servers). BENCH_PLAN_ARGS="-accounts 1000 -messages 20".
+bench-plan: lab-deps
+	mkdir -p bin
+	$(GO) build -o bin/ ./worker ./cmd/mailshift-copy ./cmd/mailbench-plan
+	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailbench-plan $(BENCH_PLAN_ARGS)
 
 # Reliability: every fault scenario (kill -9 workers, IMAP connections cut
 # and stalled, DNS primary down, Temporal and PostgreSQL restarts) x 3 runs

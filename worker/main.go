@@ -23,6 +23,7 @@ import (
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/logging"
 	"github.com/mailshift/mailshift/internal/metrics"
+	"github.com/mailshift/mailshift/internal/profiling"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -34,6 +35,12 @@ func main() {
 }
 
 func run() error {
+	// A CPU profile of the whole run, for the benchmarks.
+	stopProfile, err := profiling.StartCPU(os.Getenv("MAILSHIFT_CPUPROFILE"))
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	cfg, err := config.Load(os.Args[1:], os.Getenv)
 	if err != nil {
 		return err

@@ -341,6 +341,9 @@ type State struct {
 	Notify      int                       `json:"notify,omitempty"`
 	Advance     *activities.AdvanceResult `json:"advance,omitempty"`
 	PassSeconds float64                   `json:"passSeconds,omitempty"`
+	// Lean is 1 when a small first pass ends the pre-copy and verify's
+	// last delta shares verify's leases (versioned: fewer lease rounds).
+	Lean int `json:"lean,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`

@@ -111,6 +111,11 @@ func (m *migration) setup(ctx workflow.Context) error {
 		if workflow.GetVersion(ctx, "notify", workflow.DefaultVersion, 1) == 1 {
 			m.st.Notify = 1
 		}
+		// Fewer lease rounds per account: a small first pass ends the
+		// pre-copy, verify's last delta shares verify's leases.
+		if workflow.GetVersion(ctx, "lean-passes", workflow.DefaultVersion, 1) == 1 {
+			m.st.Lean = 1
+		}
 	}
 	m.stages = stagesOf(m.st.Order)
 	m.log = log.With(m.log, "account", m.in.Address, "plan", m.in.Plan)

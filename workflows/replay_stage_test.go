@@ -26,7 +26,7 @@ func TestReplayOnlyBeforeTheSwitch(t *testing.T) {
 		mu.Unlock()
 		s := &activities.CopySummary{Copied: 1}
 		if n == 1 {
-			s.Copied = 1000 // a second pre-copy pass follows
+			s.Copied = smallFirstPass + 1 // a second pre-copy pass follows
 		}
 		if in.Replay {
 			s.Replayed = &mailcopy.ReplayCounts{Expunged: 2, Flags: 3, Moved: 4, Folders: 1}
@@ -40,7 +40,7 @@ func TestReplayOnlyBeforeTheSwitch(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	// Pass 1 copies 1,000 messages, pass 2 one (small: the pre-copy
+	// Pass 1 copies more than a small first pass, pass 2 one (small: the pre-copy
 	// ends), the final delta, then the passes after the switch.
 	if len(calls) < 4 {
 		t.Fatalf("%d copy calls, want passes 1 and 2, the final delta and at least the delta-sync", len(calls))

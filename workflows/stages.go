@@ -111,6 +111,9 @@ func (m *migration) copyMailbox(ctx workflow.Context) error {
 const (
 	smallPass = 50
 	maxPasses = 5
+	// smallFirstPass: a first pass of at most this many messages (about a
+	// second of copy) ends the pre-copy (migrations with State.Lean).
+	smallFirstPass = 1000
 	// staleAfter: a copy older than this when the window opens gets one
 	// more pass before the lock, so the final delta stays small.
 	staleAfter = 10 * time.Minute
@@ -133,6 +136,11 @@ func (m *migration) preCopy(ctx workflow.Context) error {
 			return nil
 		}
 		if n == 1 && m.lastCopied <= smallPass {
+			return nil
+		}
+		// A small first pass took seconds: what arrived meanwhile is for
+		// the final delta, not worth another lease round and logins.
+		if n == 1 && m.st.Lean == 1 && m.lastCopied <= smallFirstPass {
 			return nil
 		}
 	}
@@ -331,11 +339,31 @@ func (m *migration) deltaSync(ctx workflow.Context) error {
 // verify runs a last delta, then checks every source message is on the
 // destination.
 func (m *migration) verify(ctx workflow.Context) error {
+	if m.st.Lean == 1 {
+		return m.verifyOneLease(ctx)
+	}
 	if err := m.copy(ctx, true, "verify: final sync before the check"); err != nil {
 		return err
 	}
 	var v activities.VerifySummary
 	if err := m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(long(ctx, "verify: every source message on the destination"), a.Verify, m.copyInput(true)).Get(ctx, &v)
+	}); err != nil {
+		return err
+	}
+	m.st.Verify = &v
+	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)
+	return nil
+}
+
+// verifyOneLease is verify with its last delta and the check under one
+// pair of leases: the same two activities, one lease round instead of two.
+func (m *migration) verifyOneLease(ctx workflow.Context) error {
+	var v activities.VerifySummary
+	if err := m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+		if err := m.copyPass(ctx, true, "verify: final sync before the check"); err != nil {
+			return err
+		}
 		return workflow.ExecuteActivity(long(ctx, "verify: every source message on the destination"), a.Verify, m.copyInput(true)).Get(ctx, &v)
 	}); err != nil {
 		return err
@@ -453,10 +481,15 @@ func replays(s Stage) bool {
 // copy runs a full copy or a delta pass and records its checkpoints, so the
 // next pass starts where this one ended.
 func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error {
+	return m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+		return m.copyPass(ctx, delta, summary)
+	})
+}
+
+// copyPass runs one copy or delta pass under leases the caller holds.
+func (m *migration) copyPass(ctx workflow.Context, delta bool, summary string) error {
 	var sum activities.CopySummary
-	if err := m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(long(ctx, summary), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum)
-	}); err != nil {
+	if err := workflow.ExecuteActivity(long(ctx, summary), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum); err != nil {
 		return err
 	}
 	m.st.Checkpts = sum.Checkpoints

@@ -113,6 +113,8 @@ func TestPreCopyPasses(t *testing.T) {
 		want   int   // passes before the lock
 	}{
 		{"small mailbox: one pass", []int{10}, 1},
+		{"small first pass: no second pass", []int{smallFirstPass}, 1},
+		{"large first pass: a second one", []int{smallFirstPass + 1, 10}, 2},
 		{"settles on the third pass", []int{5000, 400, 20}, 3},
 		{"never settles: bounded", []int{5000, 900, 800, 700, 600, 500, 400}, maxPasses},
 	} {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/zap"
 )
 
@@ -50,6 +51,10 @@ type Options struct {
 	InFlight int
 	// BatchSize is the number of messages per source FETCH.
 	BatchSize int
+	// MessagesPerPair is how many messages to copy make one more
+	// connection pair worth its logins (up to Connections): a small
+	// mailbox or a delta with little new mail copies on one pair.
+	MessagesPerPair int
 	// NoPipelining turns LITERAL+ APPEND pipelining off (go-imap appends,
 	// one round trip each).
 	NoPipelining bool
@@ -76,6 +81,9 @@ func (o *Options) defaults() {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 500
+	}
+	if o.MessagesPerPair <= 0 {
+		o.MessagesPerPair = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -154,7 +162,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 		s.close()
 		return nil, err
 	}
-	mappings, err := planFolders(s, d, opts.Folders)
+	mappings, listed, err := planFoldersListed(s, d, opts.Folders)
 	if err != nil {
 		s.close()
 		d.close()
@@ -166,15 +174,26 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	// empty folder there, perhaps under a safe name, would only puzzle
 	// the owner. It still exists as a parent when it has children.
 	counts := map[string]uint32{}
+	statuses := map[string]*imap.StatusData{}
 	unreadable := map[string]Skip{}
 	var dropped []Mapping // unreadable, not created
 	readable := mappings[:0:0]
-	for _, m := range mappings {
+	// Every STATUS is sent before the first answer is read: one round
+	// trip for all folders. UIDNEXT and UIDVALIDITY come in the same
+	// answer: they tell a folder with nothing past its checkpoint without
+	// a SELECT.
+	statusCmds := make([]*imapclient.StatusCommand, len(mappings))
+	for i, m := range mappings {
+		if !m.NoSelect {
+			statusCmds[i] = s.Status(m.Source, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true})
+		}
+	}
+	for i, m := range mappings {
 		if m.NoSelect {
 			readable = append(readable, m)
 			continue
 		}
-		st, err := s.Status(m.Source, &imap.StatusOptions{NumMessages: true}).Wait()
+		st, err := statusCmds[i].Wait()
 		if err != nil {
 			if !isNo(err) {
 				s.close()
@@ -189,12 +208,15 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 				continue
 			}
 			m.NoSelect = true
-		} else if st.NumMessages != nil {
-			counts[m.Source] = *st.NumMessages
+		} else {
+			statuses[m.Source] = st
+			if st.NumMessages != nil {
+				counts[m.Source] = *st.NumMessages
+			}
 		}
 		readable = append(readable, m)
 	}
-	mappings, folderItems, err := createFolders(d, readable)
+	mappings, folderItems, err := createFoldersListed(d, readable, listed)
 	if err != nil {
 		s.close()
 		d.close()
@@ -223,6 +245,10 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 		count uint32
 	}
 	var jobs []job
+	// unchanged are folders with nothing past their checkpoint: a delta
+	// pass leaves them alone, without a SELECT on either side.
+	var unchanged []FolderResult
+	pending := 0 // messages to look at, an upper bound
 	for _, m := range mappings {
 		if sk, ok := unreadable[m.Source]; ok {
 			addFolderItem(m, sk)
@@ -235,24 +261,39 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 		if m.NoSelect {
 			continue
 		}
+		if n, ok := pastCheckpoint(statuses[m.Source], opts.Checkpoints, m.Source); ok {
+			if n == 0 {
+				unchanged = append(unchanged, FolderResult{Source: m.Source, Dest: m.Dest, Role: m.Role, Note: m.Note,
+					UIDValidity: opts.Checkpoints[m.Source].UIDValidity})
+				continue
+			}
+			pending += int(min(n, counts[m.Source]))
+		} else {
+			pending += int(counts[m.Source])
+		}
 		jobs = append(jobs, job{m, counts[m.Source]})
 	}
+	results = append(results, unchanged...)
 	for _, m := range dropped {
 		addFolderItem(m, unreadable[m.Source])
 	}
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].count > jobs[j].count })
 
 	binary := d.Caps().Has(imap.CapBinary) && s.Caps().Has(imap.CapBinary)
-	tr := &tracker{opts: opts, cps: map[string]Checkpoint{}, total: len(jobs), dst: dst, binary: binary,
-		folderItems: folderItems, problems: problemsFolderName(opts.Locale, mappings, d)}
+	tr := &tracker{opts: opts, cps: map[string]Checkpoint{}, total: len(jobs) + len(unchanged), done: len(unchanged), dst: dst, binary: binary,
+		folderItems: folderItems, problems: problemsFolderIn(opts.Locale, listed)}
 	for k, v := range opts.Checkpoints {
 		tr.cps[k] = v
 	}
-	origins, err := preservedOrigins(d, tr.problems.name)
-	if err != nil {
-		s.close()
-		d.close()
-		return nil, classify(err, "read the problems folder")
+	// Only a folder to copy can meet a message preserved earlier, and only
+	// a problems folder that exists holds one.
+	origins := map[string][]string{}
+	if len(jobs) > 0 && listed.has(tr.problems.name) {
+		if origins, err = preservedOrigins(d, tr.problems.name); err != nil {
+			s.close()
+			d.close()
+			return nil, classify(err, "read the problems folder")
+		}
 	}
 	tr.preserved = make(map[string]bool, len(origins))
 	for k := range origins {
@@ -270,10 +311,11 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	useRaw := d.Caps().Has(imap.CapLiteralPlus) && !opts.NoPipelining && !dst.UseSASLAuthz
 	tr.useRaw = useRaw
 	tr.binary = binary && useRaw
-	workers := opts.Connections
-	if workers > len(jobs) {
-		workers = max(len(jobs), 1)
-	}
+	// Every pair costs logins on both servers (and a LITERAL+ connection):
+	// a mailbox gets one more pair per MessagesPerPair messages to copy,
+	// never more pairs than folders to copy.
+	workers := min(opts.Connections, (pending+opts.MessagesPerPair-1)/opts.MessagesPerPair)
+	workers = max(min(workers, len(jobs)), 1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -362,6 +404,21 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	}
 	res.ByReason = CountByCategory(res.Items())
 	return res, nil
+}
+
+// pastCheckpoint says how many UIDs a folder may hold past its checkpoint,
+// from its STATUS: ok is false when that cannot be known (no checkpoint, no
+// UIDNEXT, a new UIDVALIDITY). UIDNEXT is above every UID in the folder, so
+// UIDNEXT-1 <= LastUID means nothing new.
+func pastCheckpoint(st *imap.StatusData, cps map[string]Checkpoint, folder string) (uint32, bool) {
+	cp, had := cps[folder]
+	if st == nil || !had || st.UIDNext == 0 || st.UIDValidity == 0 || st.UIDValidity != cp.UIDValidity {
+		return 0, false
+	}
+	if uint32(st.UIDNext) <= cp.LastUID+1 {
+		return 0, true
+	}
+	return uint32(st.UIDNext) - 1 - cp.LastUID, true
 }
 
 // hasPathChild reports whether a folder has subfolders to copy.
@@ -487,18 +544,49 @@ func listFolders(c *conn) ([]Folder, Namespace, error) {
 	return out, ns, nil
 }
 
+// planFolders maps the folders of both servers (planFoldersListed without
+// the listing).
+//
+//lint:ignore U1000 the copy and verify use planFoldersListed; other passes list with this
 func planFolders(s, d *conn, mo MapOptions) ([]Mapping, error) {
+	m, _, err := planFoldersListed(s, d, mo)
+	return m, err
+}
+
+// destListing is the destination's folders and personal namespace, listed
+// once per connection setup and handed to what needs them (folder
+// creation, the problems folder, verify) instead of listing again.
+type destListing struct {
+	folders []Folder
+	ns      Namespace
+}
+
+func (l destListing) has(name string) bool {
+	if strings.EqualFold(name, "INBOX") {
+		return true
+	}
+	for _, f := range l.folders {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// planFoldersListed maps the folders and returns the destination's listing
+// it read.
+func planFoldersListed(s, d *conn, mo MapOptions) ([]Mapping, destListing, error) {
 	sf, sns, err := listFolders(s)
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+		return nil, destListing{}, fmt.Errorf("source: %w", err)
 	}
 	df, dns, err := listFolders(d)
 	if err != nil {
-		return nil, fmt.Errorf("destination: %w", err)
+		return nil, destListing{}, fmt.Errorf("destination: %w", err)
 	}
 	m, err := MapFolders(sf, sns, df, dns, mo)
 	if err != nil {
-		return nil, &PermanentError{Kind: KindBadConfig, Err: err}
+		return nil, destListing{}, &PermanentError{Kind: KindBadConfig, Err: err}
 	}
-	return m, nil
+	return m, destListing{folders: df, ns: dns}, nil
 }

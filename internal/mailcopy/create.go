@@ -10,18 +10,27 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// createFolders creates the missing destination folders, parents first,
-// and subscribes what the source had subscribed. A folder the destination
-// refuses to create under its name is created under a safe name (control
-// characters replaced, a leading "~" escaped) and reported; one that cannot
-// be created at all is reported, and the others go on. A \Noselect source
-// folder is never created as a folder of its own when its children bring
-// it into being.
+// createFolders is createFoldersListed after listing the destination.
+//
+//lint:ignore U1000 the copy uses createFoldersListed; other passes create with this
 func createFolders(d *conn, ms []Mapping) ([]Mapping, map[string]Skip, error) {
 	existing, ns, err := listFolders(d)
 	if err != nil {
 		return nil, nil, err
 	}
+	return createFoldersListed(d, ms, destListing{folders: existing, ns: ns})
+}
+
+// createFoldersListed creates the missing destination folders, parents
+// first, from a listing of the destination already read, and subscribes
+// what the source had subscribed. A folder the destination refuses to
+// create under its name is created under a safe name (control characters
+// replaced, a leading "~" escaped) and reported; one that cannot be created
+// at all is reported, and the others go on. A \Noselect source folder is
+// never created as a folder of its own when its children bring it into
+// being.
+func createFoldersListed(d *conn, ms []Mapping, l destListing) ([]Mapping, map[string]Skip, error) {
+	existing, ns := l.folders, l.ns
 	have := map[string]bool{"INBOX": true}
 	subscribed := map[string]bool{}
 	for _, f := range existing {
@@ -182,7 +191,9 @@ type problemsFolder struct {
 	created bool
 }
 
-func problemsFolderName(locale string, ms []Mapping, d *conn) *problemsFolder {
+// problemsFolderIn names the folder of preserved messages in the owner's
+// language, as the destination's namespace spells it.
+func problemsFolderIn(locale string, l destListing) *problemsFolder {
 	lang := strings.ToLower(locale)
 	if i := strings.IndexAny(lang, "-_"); i > 0 {
 		lang = lang[:i]
@@ -191,10 +202,7 @@ func problemsFolderName(locale string, ms []Mapping, d *conn) *problemsFolder {
 	if !ok {
 		name = problemsNames["en"]
 	}
-	_, ns, err := listFolders(d)
-	if err == nil {
-		name, _ = serverName(name, ns)
-	}
+	name, _ = serverName(name, l.ns)
 	return &problemsFolder{name: name}
 }
 

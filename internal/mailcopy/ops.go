@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // Engine is the copy engine behind an interface-friendly value.
@@ -51,6 +52,11 @@ func Measure(ctx context.Context, ep Endpoint) (*Totals, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Caps().Has(imap.CapStatusSize) {
+		if t, ok := measureByStatus(c, folders); ok {
+			return t, nil
+		}
+	}
 	t := &Totals{}
 	for _, f := range folders {
 		if f.NoSelect() {
@@ -74,6 +80,32 @@ func Measure(ctx context.Context, ep Endpoint) (*Totals, error) {
 		}
 	}
 	return t, nil
+}
+
+// measureByStatus counts with STATUS (MESSAGES SIZE) for every folder,
+// all sent before the first answer is read: one round trip instead of a
+// SELECT and a FETCH of every size per folder. ok is false when a folder's
+// answer lacks a count (the caller measures the slow way).
+func measureByStatus(c *conn, folders []Folder) (*Totals, bool) {
+	cmds := make([]*imapclient.StatusCommand, 0, len(folders))
+	for _, f := range folders {
+		if !f.NoSelect() {
+			cmds = append(cmds, c.Status(f.Name, &imap.StatusOptions{NumMessages: true, Size: true}))
+		}
+	}
+	t := &Totals{}
+	ok := true
+	for _, cmd := range cmds {
+		st, err := cmd.Wait()
+		if err != nil || st.NumMessages == nil || st.Size == nil {
+			ok = false
+			continue
+		}
+		t.Folders++
+		t.Messages += int(*st.NumMessages)
+		t.Bytes += *st.Size
+	}
+	return t, ok
 }
 
 // Clear empties a mailbox: every message is expunged and every folder but

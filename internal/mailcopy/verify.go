@@ -77,14 +77,11 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (*VerifyResult
 		return nil, err
 	}
 	defer d.close()
-	mappings, err := planFolders(s, d, opts.Folders)
+	mappings, listed, err := planFoldersListed(s, d, opts.Folders)
 	if err != nil {
 		return nil, err
 	}
-	existing, dns, err := listFolders(d)
-	if err != nil {
-		return nil, err
-	}
+	existing, dns := listed.folders, listed.ns
 	have := map[string]bool{"INBOX": true}
 	for _, f := range existing {
 		have[f.Name] = true
@@ -94,9 +91,11 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (*VerifyResult
 		limit = int64(*l)
 	}
 	binary := d.Caps().Has(imap.CapBinary) && s.Caps().Has(imap.CapBinary)
-	preserved, err := preservedOrigins(d, problemsFolderName(opts.Locale, mappings, d).name)
-	if err != nil {
-		return nil, classify(err, "read the problems folder")
+	preserved := map[string][]string{}
+	if pf := problemsFolderIn(opts.Locale, listed); listed.has(pf.name) {
+		if preserved, err = preservedOrigins(d, pf.name); err != nil {
+			return nil, classify(err, "read the problems folder")
+		}
 	}
 	reported := map[string]Skip{}
 	for _, r := range opts.Reported {

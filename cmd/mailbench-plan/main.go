@@ -1,0 +1,641 @@
+// Command mailbench-plan measures a plan of many realistic accounts on one
+// lab Dovecot pair (the directory on PostgreSQL, a master user, BIND9 for
+// the domain's records), in one run: mbsync J accounts at a time,
+// mailshift-copy J accounts at a time, and the whole plan through a
+// Temporal dev server and a worker process with a server budget of J
+// copies. It prints one table: messages/s, accounts/min, the ratio to
+// mbsync, the CPU seconds of each component and the peak connections each
+// server saw, counted at the server.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/mailshift/mailshift/internal/cli"
+	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/testenv"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+const (
+	masterPW = "bench-master-password"
+	ownerPW  = "bench-owner-password"
+	domain   = "example.com"
+	// Destination accounts of the mbsync and mailshift-copy runs live in
+	// their own domain, so the plan's domain records are its own.
+	benchDomain = "bench.test"
+)
+
+type options struct {
+	accounts, messages, mean, jobs, conns, check int
+	huge                                         int
+	bin, cpuProfile                              string
+	timeout                                      time.Duration
+	repeat                                       bool
+}
+
+// result is one row of the table.
+type result struct {
+	name            string
+	seconds         float64
+	accounts        int
+	messages        int
+	tool            float64 // CPU of mbsync, mailshift-copy or the worker
+	temporal        float64
+	src, dst, pg    float64
+	peakSrc, peakDt int
+	lost, checked   int
+	// run names the destination accounts of the run ("plan": the slots
+	// the plan configured under the source addresses).
+	run  string
+	note string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "mailbench-plan:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o options
+	flag.IntVar(&o.accounts, "accounts", 100, "accounts in the plan")
+	flag.IntVar(&o.messages, "messages", 200, "messages per account")
+	flag.IntVar(&o.mean, "mean", 30<<10, "mean message size in bytes")
+	flag.IntVar(&o.huge, "huge", 0, "one message of this many bytes per account (0: none)")
+	flag.IntVar(&o.jobs, "j", 4, "accounts at a time (the plan's server budget is j x connections)")
+	flag.IntVar(&o.conns, "connections", 2, "connection pairs per account for mailshift-copy and the worker")
+	flag.IntVar(&o.check, "check", 20, "accounts of each run compared message by message with the source afterwards")
+	flag.StringVar(&o.bin, "bin", "bin", "where worker and mailshift-copy are built")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the worker and of one mailshift-copy")
+	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "longest the plan may take")
+	flag.BoolVar(&o.repeat, "repeat", true, "run mbsync and mailshift-copy twice, in alternating order, and keep the faster of each")
+	flag.Parse()
+	if o.accounts < 1 || o.messages < 1 || o.jobs < 1 || o.conns < 1 {
+		return errors.New("-accounts, -messages, -j and -connections must be at least 1")
+	}
+	// Ctrl-C stops the runs and still stops every server the bench started.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench(ctx, o)
+}
+
+// lab is the platform every run uses.
+type lab struct {
+	work     string
+	dir      *directory.Store
+	pg       *testenv.PG
+	src, dst *testenv.Dovecot
+	srcPort  int
+	dstPort  int
+	bind     *testenv.BIND
+	srcPID   int
+	dstPID   int
+	pgPID    int
+	counter  *connCounter
+	addrs    []string
+	// want is the source mailbox of the first accounts, read before any
+	// run (the plan locks the sources).
+	want       map[string]testenv.Mailbox
+	messages   int
+	mb         float64
+	cpuProfile string
+}
+
+func bench(ctx context.Context, o options) error {
+	work, err := os.MkdirTemp("", "mailbench-plan-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := os.Chmod(work, 0o755); err != nil {
+		return err
+	}
+	l := &lab{work: work, cpuProfile: o.cpuProfile}
+	if l.pg, err = testenv.LaunchPostgres(); err != nil {
+		return err
+	}
+	defer l.pg.Stop()
+	if l.dir, err = directory.Open(ctx, l.pg.DSN); err != nil {
+		return err
+	}
+	defer l.dir.Close()
+	b, stopBIND, err := testenv.LaunchBIND(domain)
+	if err != nil {
+		return err
+	}
+	defer stopBIND()
+	l.bind = b
+	l.srcPort, l.dstPort = testenv.MustPickPort(), testenv.MustPickPort()
+	for _, sv := range []directory.Service{
+		{ID: "mxplan-1", Kind: directory.KindMXPlan, IMAPAddr: addr(l.srcPort), IMAPSecurity: "plain"},
+		{ID: "emailpro-1", Kind: directory.KindEmailPro, IMAPAddr: addr(l.dstPort), IMAPSecurity: "plain",
+			MX: "10 mx1.pro.example.net", SPFInclude: "_spf.pro.example.net"},
+	} {
+		if err := l.dir.AddService(ctx, sv); err != nil {
+			return err
+		}
+	}
+	hash := directory.HashPassword(ownerPW)
+	l.addrs = make([]string, o.accounts)
+	for i := range l.addrs {
+		l.addrs[i] = fmt.Sprintf("u%04d@%s", i, domain)
+		if err := l.dir.AddAccount(ctx, directory.Account{Address: l.addrs[i], ServiceID: "mxplan-1"}, hash); err != nil {
+			return err
+		}
+		if err := l.dir.AddSlot(ctx, "emailpro-1", fmt.Sprintf("s%04d@configureme.me", i), 1<<40); err != nil {
+			return err
+		}
+		for _, run := range []string{"m1", "m2", "c1", "c2"} {
+			if err := l.dir.AddAccount(ctx, directory.Account{Address: destUser(run, i), ServiceID: "emailpro-1"}, hash); err != nil {
+				return err
+			}
+		}
+	}
+	mh := directory.HashPassword(masterPW)
+	// Enough per-user connections for any -connections; the budget, not
+	// this limit, is what the plan must respect.
+	var stopSrc, stopDst func()
+	if l.src, stopSrc, err = testenv.LaunchDovecot(testenv.DovecotOptions{Name: "plan-src", Directory: l.pg.DSN, Services: []string{"mxplan-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: l.srcPort, MaxConns: 50}); err != nil {
+		return err
+	}
+	defer stopSrc()
+	if l.dst, stopDst, err = testenv.LaunchDovecot(testenv.DovecotOptions{Name: "plan-dst", Directory: l.pg.DSN, Services: []string{"emailpro-1"},
+		MasterUser: "mailshift", MasterHash: mh, Port: l.dstPort, MaxConns: 50}); err != nil {
+		return err
+	}
+	defer stopDst()
+	l.srcPID = findPID("dovecot", filepath.Join(l.src.Dir, "dovecot.conf"))
+	l.dstPID = findPID("dovecot", filepath.Join(l.dst.Dir, "dovecot.conf"))
+	l.pgPID = findPID("bin/postgres", "-p "+strings.TrimPrefix(l.pg.DSN[strings.LastIndex(l.pg.DSN, ":"):strings.LastIndex(l.pg.DSN, "/")], ":")+" ")
+	if l.srcPID == 0 || l.dstPID == 0 || l.pgPID == 0 {
+		return fmt.Errorf("could not find the servers' processes (source Dovecot %d, destination Dovecot %d, PostgreSQL %d)", l.srcPID, l.dstPID, l.pgPID)
+	}
+	l.counter = newConnCounter(20*time.Millisecond, l.srcPort, l.dstPort)
+	defer l.counter.Close()
+
+	fmt.Printf("seeding %d accounts x %d messages (mean %d KiB) ...\n", o.accounts, o.messages, o.mean>>10)
+	t0 := time.Now()
+	if err := l.seed(o); err != nil {
+		return err
+	}
+	fmt.Printf("seeded %d messages, %.0f MiB in %.1fs\n", l.messages, l.mb, time.Since(t0).Seconds())
+	l.want = map[string]testenv.Mailbox{}
+	for _, a := range l.addrs[:min(o.check, len(l.addrs))] {
+		mb, err := testenv.Read(l.src.Addr, a, ownerPW)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", a, err)
+		}
+		l.want[a] = mb
+	}
+
+	release := func() { runtime.GC(); debug.FreeOSMemory() }
+	var rows []result
+	add := func(r result, err error) error {
+		if err != nil {
+			return err
+		}
+		// Each row as it is measured, so a run cut short still tells.
+		fmt.Printf("%s: %.1fs, %.0f msg/s; CPU-s tool/worker %.2f, Temporal %.2f, source %.2f, destination %.2f, PostgreSQL %.2f; peak connections source %d, destination %d\n",
+			r.name, r.seconds, float64(r.messages)/r.seconds, r.tool, r.temporal, r.src, r.dst, r.pg, r.peakSrc, r.peakDt)
+		rows = append(rows, r)
+		release()
+		return nil
+	}
+	// The first run after the corpus is laid down is slower for any tool
+	// (fresh files on this ext4): alternate the order and keep the best.
+	if err := add(l.runPool(ctx, o, "mbsync", "m1")); err != nil {
+		return err
+	}
+	if err := add(l.runPool(ctx, o, "mailshift-copy", "c1")); err != nil {
+		return err
+	}
+	if o.repeat {
+		if err := add(l.runPool(ctx, o, "mailshift-copy", "c2")); err != nil {
+			return err
+		}
+		if err := add(l.runPool(ctx, o, "mbsync", "m2")); err != nil {
+			return err
+		}
+	}
+	// The plan comes last: it locks and marks the source accounts migrated.
+	if err := add(l.runPlan(ctx, o)); err != nil {
+		return err
+	}
+	// Compare after every timed run (reading would disturb them).
+	for i := range rows {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		l.checkRun(&rows[i], o.check)
+	}
+	print(os.Stdout, o, rows)
+	return nil
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func destUser(run string, i int) string { return fmt.Sprintf("%s-u%04d@%s", run, i, benchDomain) }
+
+func (l *lab) seed(o options) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, 4)
+	for i, a := range l.addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			spec := mailgen.Spec{Seed: 2026 + uint64(i), Messages: o.messages, MeanSize: o.mean, NoIDPercent: 3, DupPercent: 3, Huge: o.huge, Address: a}
+			n, size, err := testenv.Seed(l.src.Addr, a, ownerPW, spec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("seed %s: %w", a, err)
+			}
+			l.messages += n
+			l.mb += float64(size) / (1 << 20)
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// snapshot is the CPU of the servers at one moment.
+type snapshot struct{ src, dst, pg float64 }
+
+func (l *lab) snap() snapshot {
+	return snapshot{src: treeCPU(l.srcPID), dst: treeCPU(l.dstPID), pg: treeCPU(l.pgPID)}
+}
+
+func (s snapshot) since(r *result, before snapshot) {
+	r.src, r.dst, r.pg = s.src-before.src, s.dst-before.dst, s.pg-before.pg
+}
+
+// runPool copies every account with tool, o.jobs accounts at a time, into
+// the destination accounts of run.
+func (l *lab) runPool(ctx context.Context, o options, tool, run string) (result, error) {
+	r := result{name: fmt.Sprintf("%s, %d at a time", tool, o.jobs), accounts: len(l.addrs), messages: l.messages, run: run}
+	if tool == "mailshift-copy" {
+		r.name = fmt.Sprintf("mailshift-copy (%d pairs), %d at a time", o.conns, o.jobs)
+	}
+	var mu sync.Mutex
+	var firstErr error
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	before := l.snap()
+	l.counter.Reset()
+	t0 := time.Now()
+	for range o.jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				var cmd *exec.Cmd
+				var err error
+				if tool == "mbsync" {
+					cmd, err = l.mbsyncCmd(ctx, i, destUser(run, i))
+				} else {
+					cmd = l.copyCmd(ctx, o, i, destUser(run, i), run == "c1" && i == 0)
+				}
+				var out bytes.Buffer
+				if err == nil {
+					cmd.Stdout, cmd.Stderr = &out, &out
+					err = cmd.Run()
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("%s %s: %v: %s", tool, l.addrs[i], err, out.String())
+				}
+				if cmd != nil && cmd.ProcessState != nil {
+					r.tool += cmd.ProcessState.UserTime().Seconds() + cmd.ProcessState.SystemTime().Seconds()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range l.addrs {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	r.seconds = time.Since(t0).Seconds()
+	l.counter.poll()
+	l.snap().since(&r, before)
+	r.peakSrc, r.peakDt = l.counter.Peak(l.srcPort), l.counter.Peak(l.dstPort)
+	return r, firstErr
+}
+
+// mbsyncTLSKeyword is how the installed mbsync names the TLS setting:
+// TLSType from isync 1.5 on, SSLType before (Debian 12 ships 1.4.4).
+var mbsyncTLSKeyword = sync.OnceValue(func() string {
+	out, err := exec.Command("mbsync", "--version").Output()
+	var major, minor int
+	if err == nil {
+		_, _ = fmt.Sscanf(strings.TrimSpace(string(out)), "isync %d.%d", &major, &minor)
+	}
+	if major > 1 || (major == 1 && minor >= 5) {
+		return "TLSType"
+	}
+	return "SSLType"
+})
+
+func (l *lab) mbsyncCmd(ctx context.Context, i int, dstUser string) (*exec.Cmd, error) {
+	tlsKey := mbsyncTLSKeyword()
+	state := filepath.Join(l.work, "mbsync-state", dstUser) + "/"
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`IMAPAccount src
+Host 127.0.0.1
+Port %d
+User %s*mailshift
+Pass %s
+%s None
+AuthMechs LOGIN
+
+IMAPStore src
+Account src
+
+IMAPAccount dst
+Host 127.0.0.1
+Port %d
+User %s
+Pass %s
+%s None
+AuthMechs LOGIN
+
+IMAPStore dst
+Account dst
+
+Channel bench
+Far :src:
+Near :dst:
+Patterns *
+Create Near
+Sync Pull
+SyncState %s
+CopyArrivalDate yes
+`, l.srcPort, l.addrs[i], masterPW, tlsKey, l.dstPort, dstUser, ownerPW, tlsKey, state)
+	cf := filepath.Join(l.work, "mbsyncrc-"+dstUser)
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	return exec.CommandContext(ctx, "mbsync", "-c", cf, "-a", "-q"), nil
+}
+
+func (l *lab) copyCmd(ctx context.Context, o options, i int, dstUser string, profile bool) *exec.Cmd {
+	args := []string{"--from", l.src.Addr, "--from-user", l.addrs[i], "--from-master", "mailshift",
+		"--from-security", "plain", "--to", l.dst.Addr, "--to-user", dstUser, "--to-security", "plain",
+		"--connections", strconv.Itoa(o.conns)}
+	cmd := exec.CommandContext(ctx, filepath.Join(o.bin, "mailshift-copy"), args...)
+	cmd.Env = append(os.Environ(), "MAILSHIFT_FROM_PASSWORD="+masterPW, "MAILSHIFT_TO_PASSWORD="+ownerPW, "GOMAXPROCS=1")
+	if profile && l.cpuProfile != "" {
+		cmd.Env = append(cmd.Env, "MAILSHIFT_CPUPROFILE="+filepath.Join(l.cpuProfile, "mailshift-copy.pprof"))
+	}
+	return cmd
+}
+
+// runPlan migrates every account as one plan through Temporal, every stage
+// included, with a server budget of o.jobs copies per server.
+func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
+	budget := o.jobs * o.conns
+	r := result{name: fmt.Sprintf("plan via Temporal, budget %d conns (%d copies)", budget, o.jobs), accounts: len(l.addrs), messages: l.messages, run: "plan"}
+	temporal := os.Getenv("MAILSHIFT_TEMPORAL")
+	if temporal == "" {
+		return r, errors.New("MAILSHIFT_TEMPORAL is not set: export MAILSHIFT_TEMPORAL=$(deploy/dev/temporal.sh) (make bench-plan does)")
+	}
+	port := testenv.MustPickPort()
+	srv, err := testsuite.StartDevServer(ctx, testenv.DevServerOptions(temporal, addr(port), filepath.Join(l.work, "temporal.db")))
+	if err != nil {
+		return r, err
+	}
+	defer func() { _ = srv.Stop() }()
+	tpid := findPID("start-dev", strconv.Itoa(port))
+	pwFile := filepath.Join(l.work, "master.pw")
+	keyFile := filepath.Join(l.work, "tsig.key")
+	if err := os.WriteFile(pwFile, []byte(masterPW), 0o600); err != nil {
+		return r, err
+	}
+	if err := os.WriteFile(keyFile, []byte(l.bind.Secret), 0o600); err != nil {
+		return r, err
+	}
+	cfg := map[string]any{"temporalAddress": srv.FrontendHostPort(), "directory": l.pg.DSN, "masterUser": "mailshift",
+		"masterPasswordFile": pwFile, "imapPlain": true, "connections": o.conns, "defaultServerBudget": budget,
+		"dnsResolver":  l.bind.PrimaryAddr(),
+		"dnsOverride":  map[string]string{"ns1." + domain + ".": l.bind.PrimaryAddr(), "ns2." + domain + ".": l.bind.PrimaryAddr()},
+		"logLevel":     "warn",
+		"managedZones": []map[string]string{{"zone": domain, "primary": l.bind.PrimaryAddr(), "keyName": l.bind.KeyName, "keyFile": keyFile}}}
+	b, _ := json.Marshal(cfg)
+	cf := filepath.Join(l.work, "worker.json")
+	if err := os.WriteFile(cf, b, 0o600); err != nil {
+		return r, err
+	}
+	w := exec.Command(filepath.Join(o.bin, "worker"), "--config", cf)
+	if l.cpuProfile != "" {
+		w.Env = append(os.Environ(), "MAILSHIFT_CPUPROFILE="+filepath.Join(l.cpuProfile, "worker.pprof"))
+	}
+	var wlog bytes.Buffer
+	w.Stdout, w.Stderr = &wlog, &wlog
+	c := srv.Client()
+	var sb strings.Builder
+	sb.WriteString("address,to,dns_interval,no_notice\n")
+	for _, a := range l.addrs {
+		sb.WriteString(a + ",emailpro-1,1s,true\n")
+	}
+	planFile := filepath.Join(l.work, "plan.csv")
+	if err := os.WriteFile(planFile, []byte(sb.String()), 0o644); err != nil {
+		return r, err
+	}
+	runCtx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	tBefore := treeCPU(tpid)
+	before := l.snap()
+	l.counter.Reset()
+	t0 := time.Now()
+	if err := w.Start(); err != nil {
+		return r, err
+	}
+	stopWorker := func() {
+		if w.Process != nil {
+			_ = w.Process.Signal(syscall.SIGTERM)
+			_ = w.Wait()
+		}
+	}
+	env := &cli.Env{Out: io.Discard, Client: c, DirectoryDSN: l.pg.DSN}
+	if err := env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "bench", AutoConfirm: true, Rate: 200}); err != nil {
+		stopWorker()
+		return r, fmt.Errorf("plan: %w", err)
+	}
+	var notDone []string
+	var durations []time.Duration
+	perStage := map[workflows.Stage][]time.Duration{}
+	var stageOrder []workflows.Stage
+	for _, a := range l.addrs {
+		var res workflows.Result
+		if err := c.GetWorkflow(runCtx, workflows.WorkflowID(a), "").Get(runCtx, &res); err != nil {
+			notDone = append(notDone, fmt.Sprintf("%s: %v", a, err))
+			continue
+		}
+		if res.Outcome != workflows.StageDone {
+			notDone = append(notDone, fmt.Sprintf("%s: %s", a, res.Outcome))
+			continue
+		}
+		durations = append(durations, res.Finished.Sub(res.Started))
+		for k, st := range res.Stages {
+			end := res.Finished
+			if k+1 < len(res.Stages) {
+				end = res.Stages[k+1].At
+			}
+			if _, ok := perStage[st.Stage]; !ok {
+				stageOrder = append(stageOrder, st.Stage)
+			}
+			perStage[st.Stage] = append(perStage[st.Stage], end.Sub(st.At))
+		}
+	}
+	r.seconds = time.Since(t0).Seconds()
+	l.counter.poll()
+	r.peakSrc, r.peakDt = l.counter.Peak(l.srcPort), l.counter.Peak(l.dstPort)
+	l.snap().since(&r, before)
+	r.temporal = treeCPU(tpid) - tBefore
+	r.tool = treeCPU(w.Process.Pid)
+	rss := vmHWM(w.Process.Pid)
+	stopWorker()
+	// History events per account, on a sample.
+	events, maxEvents, sampled := 0, 0, 0
+	for i, a := range l.addrs {
+		if i >= 50 {
+			break
+		}
+		n := 0
+		iter := c.GetWorkflowHistory(ctx, workflows.WorkflowID(a), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for iter.HasNext() {
+			if _, err := iter.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		events += n
+		maxEvents = max(maxEvents, n)
+		sampled++
+	}
+	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
+	p50 := time.Duration(0)
+	if len(durations) > 0 {
+		p50 = durations[len(durations)/2]
+	}
+	r.note = fmt.Sprintf("plan: %d of %d done; worker peak RSS %.0f MB; history events per account mean %.0f, max %d (first %d accounts); one account end to end p50 %s",
+		len(durations), len(l.addrs), rss, float64(events)/float64(max(sampled, 1)), maxEvents, sampled, p50.Round(100*time.Millisecond))
+	r.note += "\ntime per stage, median (total over accounts):"
+	for _, st := range stageOrder {
+		d := perStage[st]
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		var sum time.Duration
+		for _, x := range d {
+			sum += x
+		}
+		r.note += fmt.Sprintf(" %s %s (%s)", st, d[len(d)/2].Round(10*time.Millisecond), sum.Round(100*time.Millisecond))
+	}
+	if len(notDone) > 0 {
+		r.note += fmt.Sprintf("; NOT DONE: %d, first %s", len(notDone), notDone[0])
+		r.lost = -1
+	}
+	return r, nil
+}
+
+// checkRun compares the first n accounts of a run with the source, message
+// by message (content, flags, date).
+func (l *lab) checkRun(r *result, n int) {
+	for i := 0; i < min(n, len(l.addrs)); i++ {
+		user := l.addrs[i]
+		if r.run != "plan" {
+			user = destUser(r.run, i)
+		}
+		want := l.want[l.addrs[i]]
+		got, err := testenv.Read(l.dst.Addr, user+"*mailshift", masterPW)
+		if err != nil {
+			r.lost += want.Count()
+			continue
+		}
+		miss := testenv.Missing(want, got)
+		if strings.HasPrefix(r.name, "mbsync") {
+			// mbsync writes its own X-TUID header into every message.
+			if norm, err := testenv.ReadNormalized(l.dst.Addr, user+"*mailshift", masterPW, stripTUID); err == nil {
+				miss = testenv.Missing(want, norm)
+			}
+		}
+		r.lost += len(miss) + len(testenv.Duplicates(want, got))
+		r.checked++
+	}
+}
+
+func stripTUID(b []byte) []byte {
+	i := bytes.Index(b, []byte("X-TUID: "))
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if i < 0 || (end >= 0 && i > end) {
+		return b
+	}
+	j := bytes.Index(b[i:], []byte("\r\n"))
+	if j < 0 {
+		return b
+	}
+	return append(append([]byte{}, b[:i]...), b[i+j+2:]...)
+}
+
+func print(w io.Writer, o options, rows []result) {
+	best := map[string]float64{}
+	for _, r := range rows {
+		k := strings.SplitN(r.name, " ", 2)[0]
+		best[k] = max(best[k], float64(r.messages)/r.seconds)
+	}
+	base := best["mbsync,"]
+	fmt.Fprintf(w, "\n%d accounts x %d messages, J = %d, %d connection pairs per copy (mailshift-copy, worker)\n", o.accounts, o.messages, o.jobs, o.conns)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\tseconds\tmsg/s\taccounts/min\tvs mbsync\tCPU-s tool/worker\tTemporal\tsrc Dovecot\tdst Dovecot\tPostgreSQL\tCPU-s total\tCPU-ms/account\tpeak conns src\tdst\tchecked\tlost/dup\t")
+	for _, r := range rows {
+		rate := float64(r.messages) / r.seconds
+		total := r.tool + r.temporal + r.src + r.dst + r.pg
+		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%.1f\t%.2fx\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%d\t%d\t%d\t%d\t\n", r.name, r.seconds, rate,
+			float64(r.accounts)/(r.seconds/60), rate/base, r.tool, r.temporal, r.src, r.dst, r.pg, total, total*1000/float64(r.accounts),
+			r.peakSrc, r.peakDt, r.checked, r.lost)
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if strings.HasPrefix(r.note, "plan:") {
+			fmt.Fprintln(w, r.note)
+		}
+	}
+	fmt.Fprintln(w, "vs mbsync: against the faster of the mbsync runs. CPU seconds while the run lasted: tool = the mbsync or mailshift-copy")
+	fmt.Fprintln(w, "processes (their rusage), or the worker process; Temporal = the dev server process; Dovecot = the master, its live")
+	fmt.Fprintln(w, "children (auth, imap-login, imap) and the children it reaped (cutime+cstime); PostgreSQL = the postmaster and its")
+	fmt.Fprintln(w, "backends (Dovecot's passdb/userdb lookups, the worker's directory). Peak conns: established sockets on the server's")
+	fmt.Fprintln(w, "port, polled every 20 ms from /proc/net/tcp. checked/lost: accounts compared with the source; messages missing,")
+	fmt.Fprintln(w, "altered or duplicated among them (mbsync's own X-TUID header removed first).")
+}
