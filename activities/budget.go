@@ -26,6 +26,11 @@ type Lease struct {
 	// final delta while the owner is locked out, verify) are never held.
 	Plan      string `json:"plan,omitempty"`
 	Admission bool   `json:"admission,omitempty"`
+	// Urgent marks a request made while the owner is locked out (the
+	// final delta, a rollback that unlocks): the budget queues it ahead
+	// of every request that is not, so the lockout does not grow with
+	// the plan's queue.
+	Urgent bool `json:"urgent,omitempty"`
 }
 
 // LeaseInput delivers a lease request to a service's budget workflow,

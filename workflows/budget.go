@@ -268,7 +268,23 @@ func (b *budget) onAcquire(r LeaseRequest) {
 			return // asked again by a retried activity: once is enough
 		}
 	}
-	b.st.Queue = append(b.st.Queue, r)
+	b.st.Queue = enqueue(b.st.Queue, r)
+}
+
+// enqueue places r at the end of the queue, or, when it is urgent, after
+// the urgent requests already queued and before every other one: a
+// locked-out owner's final delta does not wait behind the plan's
+// pre-copy passes. Requests without the mark (every request of a budget
+// recorded before it existed) keep plan order.
+func enqueue(q []LeaseRequest, r LeaseRequest) []LeaseRequest {
+	if !r.Urgent {
+		return append(q, r)
+	}
+	i := 0
+	for i < len(q) && q[i].Urgent {
+		i++
+	}
+	return slices.Insert(q, i, r)
 }
 
 func (b *budget) onRelease(lease string) {
@@ -451,7 +467,7 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 			// Only the first lease admits: a pass granted its source share
 			// is admitted, and its destination request is never held by a
 			// pause (it would hold the source share meanwhile).
-			Plan: m.in.Plan, Admission: len(held) == 0 && m.admission()}
+			Plan: m.in.Plan, Admission: len(held) == 0 && m.admission(), Urgent: m.lockedOut()}
 		if err := workflow.ExecuteActivity(short(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections"),
 			a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
 				Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
@@ -510,6 +526,13 @@ func (m *migration) admission() bool {
 		return m.before(StageLockSource)
 	}
 	return false
+}
+
+// lockedOut tells whether the owner cannot reach the mailbox now: the
+// source is locked and mail is not yet routed to the destination. Leases
+// asked for then are urgent.
+func (m *migration) lockedOut() bool {
+	return !m.st.LockedAt.IsZero() && m.st.RoutedAt.IsZero()
 }
 
 // queuedFor is what a waiting migration says of its place in a queue.

@@ -17,7 +17,7 @@ import (
 func TestCopiesHoldLeases(t *testing.T) {
 	h := newHarness(t)
 	var mu sync.Mutex
-	var asked, released []string
+	var asked, released, urgent []string
 	most := map[string]int{} // the most connections asked of each budget
 	h.env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1",
 		SourceBudget: 4, DestBudget: 6, Connections: 2, DestConnections: 4}, nil)
@@ -25,6 +25,9 @@ func TestCopiesHoldLeases(t *testing.T) {
 		mu.Lock()
 		asked = append(asked, in.WorkflowID)
 		most[in.WorkflowID] = max(most[in.WorkflowID], in.Request.Connections)
+		if in.Request.Urgent {
+			urgent = append(urgent, in.WorkflowID)
+		}
 		mu.Unlock()
 		// The budget grants a little later.
 		h.env.RegisterDelayedCallback(func() {
@@ -53,6 +56,11 @@ func TestCopiesHoldLeases(t *testing.T) {
 	// too: 2 workers, 2 sessions each.
 	if most["budget:mxplan-1"] != 2 || most["budget:emailpro-1"] != 4 {
 		t.Fatalf("most connections asked: %v, want 2 of the source and 4 of the destination", most)
+	}
+	// Only the final delta runs while the owner is locked out: its two
+	// requests, and none other, pass the plan's queue.
+	if len(urgent) != 2 || urgent[0] != "budget:mxplan-1" || urgent[1] != "budget:emailpro-1" {
+		t.Fatalf("urgent requests = %v, want the final delta's source and destination", urgent)
 	}
 	if len(released) != len(asked) {
 		t.Fatalf("released %d leases of %d asked: %v", len(released), len(asked), released)

@@ -1,0 +1,64 @@
+package workflows
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+)
+
+// A locked-out owner's requests (Urgent) pass the plan's queue, in the
+// order they came, and the others keep plan order behind them.
+func TestBudgetGrantsLockedOutOwnersFirst(t *testing.T) {
+	env := newBudgetEnv(t, "mxplan-1")
+	var mu sync.Mutex
+	var grants []string
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(func(_, _, _, _ string, arg interface{}) error {
+		mu.Lock()
+		grants = append(grants, arg.(LeaseGrant).Lease)
+		mu.Unlock()
+		return nil
+	})
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(nil)
+	req := func(holder string, urgent bool) LeaseRequest {
+		return LeaseRequest{Holder: holder, Lease: holder + "#1", Connections: 2, Limit: 2, Plan: "p", Urgent: urgent}
+	}
+	at := func(d time.Duration, f func()) { env.RegisterDelayedCallback(f, d) }
+	var queued []string
+	at(1*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:a", false)) })
+	at(2*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:b", false)) })
+	at(3*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:c", false)) })
+	at(4*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:d", true)) })
+	at(5*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:e", true)) })
+	at(6*time.Second, func() {
+		for _, q := range queryBudget(t, env).Queue {
+			queued = append(queued, q.Holder)
+		}
+	})
+	for i, h := range []string{"a", "d", "e", "b", "c"} {
+		at(time.Duration(7+i)*time.Second, func() { env.SignalWorkflow(SignalRelease, "migrate:"+h+"#1") })
+	}
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{Service: "mxplan-1", Limit: 2, Share: 2})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	wantQueue := []string{"migrate:d", "migrate:e", "migrate:b", "migrate:c"}
+	if len(queued) != len(wantQueue) {
+		t.Fatalf("queue %v, want %v", queued, wantQueue)
+	}
+	for i := range wantQueue {
+		if queued[i] != wantQueue[i] {
+			t.Fatalf("queue %v, want %v", queued, wantQueue)
+		}
+	}
+	want := []string{"migrate:a#1", "migrate:d#1", "migrate:e#1", "migrate:b#1", "migrate:c#1"}
+	if len(grants) != len(want) {
+		t.Fatalf("grants %v, want %v", grants, want)
+	}
+	for i := range want {
+		if grants[i] != want[i] {
+			t.Fatalf("grants %v, want %v", grants, want)
+		}
+	}
+}
