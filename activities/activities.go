@@ -61,6 +61,10 @@ type Mail interface {
 	Copy(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.Result, error)
 	Verify(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.VerifyResult, error)
 	Measure(ctx context.Context, ep mailcopy.Endpoint) (*mailcopy.Totals, error)
+	// MeasureFolders measures each folder and says which the copy leaves out.
+	MeasureFolders(ctx context.Context, ep mailcopy.Endpoint, opts mailcopy.MapOptions) (*mailcopy.MailboxTotals, error)
+	// ItemHeaders reads the subject and sender of reported messages.
+	ItemHeaders(ctx context.Context, ep mailcopy.Endpoint, items []mailcopy.Skip) ([]mailcopy.ItemHeader, error)
 	Clear(ctx context.Context, ep mailcopy.Endpoint) error
 	AppendOnce(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (bool, error)
 }

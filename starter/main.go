@@ -54,9 +54,12 @@ commands:
   confirm|cancel|retry|rollback|skip-dns|recheck|approve-skipped|cutover-now (ADDRESS... | --plan ID) [--by NAME] [--reason TEXT]
   set-window (ADDRESS... | --plan ID) --window "22:00-06:00 Europe/Paris" [--by NAME] [--reason TEXT]
                                          (--window "" clears it: cut over as soon as the copy is done)
-  report (--plan ID | ADDRESS...) [--format csv|items|json|html]
+  report (--plan ID | ADDRESS...) [--format csv|items|folders|folders-text|json|html]
                                          csv: one row per account (lockout, counts by reason); items: one row
-                                         per skipped or reported message, each once; html: printable summary
+                                         per skipped or reported message, each once; folders: one row per
+                                         folder (source size, copied, present, skipped by reason, preserved,
+                                         altered, excluded by rule), folders-text the same as a table;
+                                         html: printable summary
   dns DOMAIN --to SERVICE
   import FILE.json                       load services, slots, accounts, redirections into the directory
                                          (checked first: a wrong row imports nothing; format: import --help)

@@ -129,9 +129,9 @@ func byReason(m map[string]int) string {
 // printable summary (accounts by stage, time per stage, accounts, items).
 func (e *Env) Report(ctx context.Context, planID string, addrs []string, format string) error {
 	switch format {
-	case "csv", "json", "items", "html":
+	case "csv", "json", "items", "html", "folders", "folders-text":
 	default:
-		return fmt.Errorf("report format %q: want csv or json (accounts), items (one row per skipped or reported message) or html", format)
+		return fmt.Errorf("report format %q: want csv or json (accounts), items (one row per skipped or reported message), folders (one CSV row per folder), folders-text or html", format)
 	}
 	lines, err := e.collect(ctx, planID, addrs)
 	if err != nil {
@@ -144,6 +144,10 @@ func (e *Env) Report(ctx context.Context, planID string, addrs []string, format 
 		return enc.Encode(lines)
 	case "items":
 		return writeItems(e, lines)
+	case "folders":
+		return writeFoldersCSV(e.Out, lines)
+	case "folders-text":
+		return writeFoldersText(e.Out, lines)
 	case "html":
 		title := "plan " + planID
 		if planID == "" {
