@@ -3,6 +3,8 @@ package workflows
 import (
 	"sort"
 
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 )
@@ -100,12 +102,7 @@ func (st *State) tally(sum activities.CopySummary, delta bool) {
 }
 
 func sortedKeys(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return workflow.DeterministicKeys(m)
 }
 
 // folderRows joins what preflight measured with what the copy passes
