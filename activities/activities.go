@@ -54,6 +54,9 @@ type Directory interface {
 	// its accounts, with moves (address → service) counted at their
 	// destination.
 	DomainNeeds(ctx context.Context, domain string, moves map[string]string) (*dnscheck.Needs, error)
+	// RecordReportItems stores the subject and sender of reported
+	// messages for the report (never in a workflow's history).
+	RecordReportItems(ctx context.Context, wfID string, items []directory.ReportItem) error
 }
 
 // Mail is the IMAP copy engine.

@@ -168,6 +168,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			sum.Reported = append(sum.Reported, it)
 		}
 	}
+	a.recordItemHeaders(ctx, sep, res.Items())
 	a.log(ctx).Info("copy pass done", zap.String("account", in.Address), zap.Bool("delta", in.Delta),
 		zap.Int("copied", res.Copied), zap.Int("present", res.Present), zap.Int("skipped", res.Skipped), zap.Int("reported", res.Reported),
 		zap.Any("byReason", res.ByReason), zap.Int64("bytes", res.Bytes))

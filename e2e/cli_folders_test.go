@@ -1,13 +1,23 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"fmt"
+	"html"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mailshift/mailshift/internal/app"
+	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/devstack"
 	"github.com/mailshift/mailshift/internal/mailcopy"
@@ -21,8 +31,25 @@ import (
 // was copied, already present and skipped; the too-big counts per folder
 // equal to the items listed (each once); the same rows in the folders CSV,
 // the text view and the HTML summary.
+//
+// The subject and sender of each skipped message (read by the copy from
+// the source, RFC 2047 decoded) are in the directory and in the items
+// report, and nowhere in the workflow's history.
 func TestReportFolderRows(t *testing.T) {
-	s := start(t, 1, 40)
+	_, c := testenv.StartTemporal(t, "")
+	dsn := filepath.Join(t.TempDir(), "directory.db")
+	st, acts, err := app.StartDev(context.Background(), dsn, 1, 40, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	w := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	out := &bytes.Buffer{}
+	s := &stack{c: c, st: st, out: out, env: &cli.Env{Out: out, Client: c, DirectoryDSN: dsn}}
 	ctx := context.Background()
 	small, err := s.st.Dir.Service(ctx, devstack.EmailProService)
 	if err != nil {
@@ -120,4 +147,56 @@ func TestReportFolderRows(t *testing.T) {
 		}
 	}
 	t.Logf("folders-text:\n%s", text)
+
+	// Subjects and senders: in the directory and the items report, never
+	// in the history.
+	headers, err := st.Dir.ReportItems(ctx, workflows.WorkflowID("alice@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(headers) != len(r.Skipped) {
+		t.Fatalf("the directory holds %d subjects, want one per skipped message (%d)", len(headers), len(r.Skipped))
+	}
+	for _, h := range headers {
+		if h.Subject == "" || strings.Contains(h.Subject, "=?") || !strings.Contains(h.From, "@partner.example") {
+			t.Fatalf("header %+v: want a decoded subject and the sender", h)
+		}
+	}
+	items, err := csv.NewReader(strings.NewReader(report("items"))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	icol := map[string]int{}
+	for i, h := range items[0] {
+		icol[h] = i
+	}
+	byKey := map[string]string{}
+	for _, h := range headers {
+		byKey[fmt.Sprintf("%s/%d", h.Folder, h.UID)] = h.Subject
+	}
+	for _, row := range items[1:] {
+		want := byKey[row[icol["folder"]]+"/"+row[icol["uid"]]]
+		if want == "" || row[icol["subject"]] != want || row[icol["from"]] == "" {
+			t.Fatalf("items row %v: subject %q, want %q and a sender", row, row[icol["subject"]], want)
+		}
+	}
+	if page := report("html"); !strings.Contains(page, html.EscapeString(headers[0].Subject)) {
+		t.Fatalf("the HTML report lacks the subject %q", headers[0].Subject)
+	}
+	iter := c.GetWorkflowHistory(ctx, workflows.WorkflowID("alice@example.com"), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range headers {
+			if bytes.Contains(b, []byte(h.Subject)) {
+				t.Fatalf("history event %d (%s) holds the subject %q", ev.EventId, ev.EventType, h.Subject)
+			}
+		}
+	}
 }

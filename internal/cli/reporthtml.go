@@ -216,8 +216,8 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 {{end}}</table>{{else}}<p class="muted">None: every message was copied as it is.</p>{{end}}
 
 <h2>Skipped and reported messages</h2>
-{{if .Items}}<table id="items"><tr><th>Account</th><th></th><th>Category</th><th>Folder</th><th>UID</th><th>Size</th><th>Date</th><th>Message-ID</th><th>Reason</th></tr>
-{{range .Items}}<tr><td>{{.Address}}</td><td>{{.Kind}}</td><td>{{.Category}}</td><td>{{.Folder}}</td><td class="n">{{.UID}}</td><td class="n">{{bytes .Size}}</td><td>{{date .Date}}</td><td>{{.MessageID}}</td><td>{{.Reason}}</td></tr>
+{{if .Items}}<table id="items"><tr><th>Account</th><th></th><th>Category</th><th>Folder</th><th>UID</th><th>Size</th><th>Date</th><th>Message-ID</th><th>Subject</th><th>From</th><th>Reason</th></tr>
+{{range .Items}}<tr><td>{{.Address}}</td><td>{{.Kind}}</td><td>{{.Category}}</td><td>{{.Folder}}</td><td class="n">{{.UID}}</td><td class="n">{{bytes .Size}}</td><td>{{date .Date}}</td><td>{{.MessageID}}</td><td>{{.Subject}}</td><td>{{.From}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">None.</p>{{end}}
 </body></html>
 `))
