@@ -17,10 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mailshift/mailshift/internal/app"
-	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/devstack"
 	"github.com/mailshift/mailshift/internal/mailcopy"
+	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
 )
 
