@@ -65,7 +65,7 @@ type Mail interface {
 	Verify(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.VerifyResult, error)
 	Measure(ctx context.Context, ep mailcopy.Endpoint) (*mailcopy.Totals, error)
 	// MeasureFolders measures each folder and says which the copy leaves out.
-	MeasureFolders(ctx context.Context, ep mailcopy.Endpoint, opts mailcopy.MapOptions) (*mailcopy.MailboxTotals, error)
+	MeasureFolders(ctx context.Context, ep mailcopy.Endpoint, opts mailcopy.MapOptions, limit int64) (*mailcopy.MailboxTotals, error)
 	// ItemHeaders reads the subject and sender of reported messages.
 	ItemHeaders(ctx context.Context, ep mailcopy.Endpoint, items []mailcopy.Skip) ([]mailcopy.ItemHeader, error)
 	Clear(ctx context.Context, ep mailcopy.Endpoint) error

@@ -88,7 +88,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		return nil, err
 	}
 	_, stop := keepAlive(ctx)
-	tot, err := a.Mail.MeasureFolders(ctx, ep, mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders})
+	tot, err := a.Mail.MeasureFolders(ctx, ep, mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}, dst.MaxMessageBytes)
 	stop()
 	if err != nil {
 		return nil, fromEngine(err)

@@ -55,6 +55,7 @@ func NewWorker(c client.Client, taskQueue string, acts *activities.Activities, o
 	w := worker.New(c, taskQueue, WorkerOptions(opts))
 	w.RegisterWorkflowWithOptions(workflows.MigrateAccount, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.ServerBudget, workflow.RegisterOptions{Name: workflows.BudgetWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.MeasureMailboxes, workflow.RegisterOptions{Name: workflows.MeasureWorkflowName})
 	if acts.Temporal == nil {
 		acts.Temporal = c
 	}

@@ -19,8 +19,10 @@ type FolderTotals struct {
 	Path     string `json:"path,omitempty"`
 	Messages int    `json:"messages"`
 	Bytes    int64  `json:"bytes"`
-	// Largest is the size of the folder's largest message.
-	Largest int64 `json:"largest,omitempty"`
+	// Largest is the size of the folder's largest message; OverLimit
+	// counts its messages over the limit the measure was given.
+	Largest   int64 `json:"largest,omitempty"`
+	OverLimit int   `json:"overLimit,omitempty"`
 	// Excluded names the rule that leaves the folder out of the copy
 	// (`exclude "Junk*"`, `not in include "Work/*"`); its messages are
 	// still counted.
@@ -35,9 +37,11 @@ type MailboxTotals struct {
 	Totals
 	// Largest is the largest message of the folders the copy would take,
 	// and LargestFolder where it is.
-	Largest       int64          `json:"largest"`
-	LargestFolder string         `json:"largestFolder,omitempty"`
-	Folders       []FolderTotals `json:"folderTotals"`
+	Largest       int64  `json:"largest"`
+	LargestFolder string `json:"largestFolder,omitempty"`
+	// OverLimit counts the messages of those folders over the limit.
+	OverLimit int            `json:"overLimit,omitempty"`
+	Folders   []FolderTotals `json:"folderTotals"`
 }
 
 // ExcludedBy names the rule of opts that leaves out the folder at logical
@@ -66,11 +70,12 @@ func ExcludedBy(p string, opts MapOptions) string {
 	return ""
 }
 
-// MeasureFolders counts each folder's messages and bytes and its largest
-// message, and says which folders opts leaves out and why. Totals cover the
-// folders the copy takes. A folder that cannot be opened is measured as
-// empty and says why; it never fails the measure.
-func MeasureFolders(ctx context.Context, ep Endpoint, opts MapOptions) (*MailboxTotals, error) {
+// MeasureFolders counts each folder's messages and bytes, its largest
+// message and the messages over limit (0: none), and says which folders
+// opts leaves out and why. Totals cover the folders the copy takes. A
+// folder that cannot be opened is measured as empty and says why; it never
+// fails the measure.
+func MeasureFolders(ctx context.Context, ep Endpoint, opts MapOptions, limit int64) (*MailboxTotals, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -105,6 +110,9 @@ func MeasureFolders(ctx context.Context, ep Endpoint, opts MapOptions) (*Mailbox
 				ft.Messages++
 				ft.Bytes += m.RFC822Size
 				ft.Largest = max(ft.Largest, m.RFC822Size)
+				if limit > 0 && m.RFC822Size > limit {
+					ft.OverLimit++
+				}
 			}
 		}
 		t.Folders = append(t.Folders, ft)
@@ -114,6 +122,7 @@ func MeasureFolders(ctx context.Context, ep Endpoint, opts MapOptions) (*Mailbox
 		t.Totals.Folders++
 		t.Messages += ft.Messages
 		t.Bytes += ft.Bytes
+		t.OverLimit += ft.OverLimit
 		if ft.Largest > t.Largest {
 			t.Largest, t.LargestFolder = ft.Largest, ft.Name
 		}
@@ -227,8 +236,8 @@ func CleanHeader(s string, n int) string {
 }
 
 // MeasureFolders runs MeasureFolders.
-func (Engine) MeasureFolders(ctx context.Context, ep Endpoint, opts MapOptions) (*MailboxTotals, error) {
-	return MeasureFolders(ctx, ep, opts)
+func (Engine) MeasureFolders(ctx context.Context, ep Endpoint, opts MapOptions, limit int64) (*MailboxTotals, error) {
+	return MeasureFolders(ctx, ep, opts, limit)
 }
 
 // ItemHeaders runs ItemHeaders.
