@@ -40,6 +40,9 @@ const measureTimeout = 5 * time.Minute
 // worker holds the servers' credentials). When it cannot (no Temporal, no
 // worker polling), it says why and the dry run goes on without sizes.
 func (e *Env) measure(ctx context.Context, rows []plan.Row) (map[string]activities.MeasureResult, string) {
+	if e.Client == nil && e.Dial == nil {
+		return nil, "mailboxes not measured: no Temporal connection"
+	}
 	c, err := e.client()
 	if err != nil {
 		return nil, fmt.Sprintf("mailboxes not measured: %v", err)
