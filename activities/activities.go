@@ -70,6 +70,10 @@ type Mail interface {
 	ItemHeaders(ctx context.Context, ep mailcopy.Endpoint, items []mailcopy.Skip) ([]mailcopy.ItemHeader, error)
 	Clear(ctx context.Context, ep mailcopy.Endpoint) error
 	AppendOnce(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (bool, error)
+	// AppendMarked appends once (found again by its marker) and says
+	// where the message is.
+	AppendMarked(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (mailcopy.Placed, error)
+	Replay(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.ReplayResult, error)
 }
 
 // DNS checks and updates zones.
@@ -114,6 +118,8 @@ type Activities struct {
 	DefaultBudget int
 	// Metrics, if set, counts what the activities do.
 	Metrics Recorder
+	// Notify, if set, sends operator notifications.
+	Notify Notifier
 }
 
 // Recorder receives counters; the worker backs it with Prometheus.

@@ -91,6 +91,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	tot, err := a.Mail.MeasureFolders(ctx, ep, mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}, dst.MaxMessageBytes)
 	stop()
 	if err != nil {
+		a.reportOverload(ctx, acct.ServiceID, err)
 		return nil, fromEngine(err)
 	}
 	need := max(tot.Bytes, acct.UsageBytes)

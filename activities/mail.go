@@ -20,12 +20,19 @@ type CopyInput struct {
 	IncludeFolders []string
 	ExcludeFolders []string
 	Delta          bool
+	// Replay, with Delta, first carries to the destination what the owner
+	// changed in what was already copied (the final delta, source locked):
+	// expunges, flags, moves, folder renames and deletions.
+	Replay bool `json:",omitempty"`
 	// Locale is the owner's language: it names the folder where messages
 	// refused for their form are preserved.
 	Locale string `json:",omitempty"`
 	// Reported are the items earlier copy passes reported: verify accounts
 	// for them instead of calling them missing.
 	Reported []mailcopy.Skip `json:",omitempty"`
+	// Exclude are source messages that stay on the source (the owner's
+	// advance notice).
+	Exclude []mailcopy.Exclude `json:",omitempty"`
 }
 
 // FolderSummary is one folder's line in a copy summary.
@@ -59,6 +66,8 @@ type CopySummary struct {
 	// ByReason counts both by category.
 	ByReason map[string]int `json:"byReason,omitempty"`
 	Seconds  float64        `json:"seconds"`
+	// Replayed counts the owner's changes a replaying delta carried over.
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 // CopyHeartbeat is the heartbeat detail of a copy: enough to resume.
@@ -68,6 +77,8 @@ type CopyHeartbeat struct {
 	FoldersTotal int                            `json:"foldersTotal"`
 	Copied       int                            `json:"copied"`
 	Bytes        int64                          `json:"bytes"`
+	// Replayed is what the replay of this activity did (see CopyInput.Replay).
+	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
 }
 
 const maxSkipsInResult = 50
@@ -110,6 +121,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		Checkpoints:     cps,
 		Logger:          a.Logger,
 		Locale:          in.Locale,
+		Exclude:         in.Exclude,
 		OnProgress: func(p mailcopy.Progress) {
 			latest = p
 			// The SDK throttles heartbeats itself; skip building details
@@ -119,8 +131,14 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			}
 			last = time.Now()
 			set(CopyHeartbeat{Checkpoints: p.Checkpoints, FoldersDone: p.FoldersDone,
-				FoldersTotal: p.FoldersTotal, Copied: base.Copied + p.Copied, Bytes: base.Bytes + p.Bytes})
+				FoldersTotal: p.FoldersTotal, Copied: base.Copied + p.Copied, Bytes: base.Bytes + p.Bytes, Replayed: base.Replayed})
 		},
+	}
+	var replayItems []mailcopy.Skip
+	if in.Replay && in.Delta {
+		if opts.Checkpoints, replayItems, err = a.replayChanges(ctx, in, sep, dep, opts, &base, set); err != nil {
+			return nil, fromEngine(err)
+		}
 	}
 	var res *mailcopy.Result
 	err = reconnecting(ctx, a.log(ctx), "copy of "+in.Address, func() (bool, error) {
@@ -131,8 +149,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			return true, nil
 		}
 		// A server that says it is overloaded gets a smaller share.
-		a.reportOverload(ctx, in.From, err)
-		a.reportOverload(ctx, in.To, err)
+		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
 		// Go on from where this connection got to.
 		if latest.Checkpoints != nil {
 			opts.Checkpoints = latest.Checkpoints
@@ -160,7 +177,17 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 	}
 	// Items carry folder, UID, size, date, Message-ID and the reason, never
 	// content; each once (Items is one list over all folders).
-	for _, it := range res.Items() {
+	sum.Replayed = base.Replayed
+	if len(replayItems) > 0 {
+		sum.ReportedCount += len(replayItems)
+		if sum.ByReason == nil {
+			sum.ByReason = map[string]int{}
+		}
+		for k, n := range mailcopy.CountByCategory(replayItems) {
+			sum.ByReason[k] += n
+		}
+	}
+	for _, it := range append(res.Items(), replayItems...) {
 		switch {
 		case it.NotCopied() && len(sum.Skips) < maxSkipsInResult:
 			sum.Skips = append(sum.Skips, it)
@@ -216,7 +243,8 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		var err error
 		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
 			Folders:     mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
-			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported})
+			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported, Exclude: in.Exclude})
+		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
 		return false, err
 	})
 	stop()

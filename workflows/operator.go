@@ -239,7 +239,8 @@ func (m *migration) progress() (Progress, error) {
 		LastError: m.st.LastError, ErrorType: m.st.ErrorType, ConfirmedBy: m.st.ConfirmedBy,
 		DeltaSyncs: m.st.Deltas, DNSChecks: m.st.DNSChecks, DNSPending: m.st.DNSPend,
 		Started: m.st.Started, Updated: m.st.Updated, Skipped: len(m.st.Skips),
-		WaitingFor: m.st.WaitingFor, NextCheck: m.st.NextCheck, Failures: m.st.Failures, LockoutSeconds: m.lockout()}
+		WaitingFor: m.st.WaitingFor, NextCheck: m.st.NextCheck, Failures: m.st.Failures, LockoutSeconds: m.lockout(),
+		Replayed: m.st.Replayed}
 	if pf := m.st.Preflight; pf != nil {
 		p.FoldersTotal, p.MessagesTotal, p.BytesTotal = pf.Folders, pf.Messages, pf.Bytes
 	}

@@ -23,6 +23,12 @@ type Checkpoint struct {
 	// source message became (APPENDUID), as ranges.
 	DestUIDValidity uint32        `json:"dv,omitempty"`
 	Map             []UIDMapRange `json:"m,omitempty"`
+	// Dest is the destination folder (a replay needs it once the source
+	// folder is gone); ModSeq the source's HIGHESTMODSEQ as of which every
+	// copied message's flags are on the destination (0: unknown), where
+	// the source announces CONDSTORE (replay.go).
+	Dest   string `json:"dn,omitempty"`
+	ModSeq uint64 `json:"ms,omitempty"`
 }
 
 // Options tune a copy.
@@ -57,6 +63,8 @@ type Options struct {
 	// Reported are the items an earlier copy reported (Verify accounts
 	// for them instead of calling them missing).
 	Reported []Skip
+	// Exclude are source messages that stay on the source (exclude.go).
+	Exclude []Exclude
 }
 
 func (o *Options) defaults() {

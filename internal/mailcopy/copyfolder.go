@@ -24,7 +24,7 @@ type refusal struct {
 // copyFolder copies the messages of one folder past its checkpoint.
 func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tracker, limit int64) (FolderResult, error) {
 	fr := FolderResult{Source: m.Source, Dest: m.Dest, Role: m.Role, Note: m.Note}
-	sel, err := s.Select(m.Source, &imap.SelectOptions{ReadOnly: true}).Wait()
+	sel, err := s.Select(m.Source, &imap.SelectOptions{ReadOnly: true, CondStore: s.Caps().Has(imap.CapCondStore)}).Wait()
 	if err != nil {
 		if isNo(err) {
 			return fr, fmt.Errorf("%w: %w", errFolderUnreadable, err)
@@ -40,6 +40,11 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		cp = Checkpoint{UIDValidity: sel.UIDValidity}
 	}
 	cp.UIDValidity = sel.UIDValidity
+	cp.Dest = m.Dest
+	if !had {
+		// A first copy takes every message with its flags of now.
+		cp.ModSeq = sel.HighestModSeq
+	}
 	if sel.NumMessages == 0 {
 		tr.update(m.Source, cp, nil)
 		return fr, nil
@@ -51,7 +56,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		return fr, classify(err, fmt.Sprintf("search %q", m.Source))
 	}
 	var uids imap.UIDSet
-	for _, u := range srch.AllUIDs() {
+	for _, u := range tr.opts.withoutExcluded(m.Source, sel.UIDValidity, srch.AllUIDs()) {
 		if uint32(u) > cp.LastUID {
 			uids.AddNum(u)
 		}
@@ -68,6 +73,9 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		cp.Map = nil
 	}
 	cp.DestUIDValidity = dsel.UIDValidity
+	if !had && dsel.NumMessages > 0 {
+		cp.ModSeq = 0 // what is found there keeps its own flags
+	}
 
 	// Messages already on the destination (an earlier attempt that died
 	// between APPEND and checkpoint, a rescan, a re-run) are found by
@@ -90,6 +98,16 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 	sort.Slice(srcMeta, func(i, j int) bool { return srcMeta[i].UID < srcMeta[j].UID })
 
 	var todo []meta
+	kept := srcMeta[:0]
+	for _, mm := range srcMeta {
+		if !tr.opts.excludedID(m.Source, mm.MessageID) {
+			kept = append(kept, mm)
+		}
+	}
+	if srcMeta = kept; len(srcMeta) == 0 {
+		tr.update(m.Source, cp, nil)
+		return fr, nil
+	}
 	for _, mm := range srcMeta {
 		if f, ok := found[mm.UID]; ok {
 			fr.Present++

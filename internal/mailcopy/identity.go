@@ -37,6 +37,11 @@ func addToMap(m []UIDMapRange, src, dst uint32) []UIDMapRange {
 			last.N++
 			return m
 		}
+		if src < last.Src+last.N {
+			// Below the last range (a replay mapped a moved message
+			// there first): keep the ranges sorted.
+			return insertMap(m, src, dst)
+		}
 	}
 	return append(m, UIDMapRange{Src: src, Dst: dst, N: 1})
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/directory"
+	"github.com/mailshift/mailshift/internal/mailcopy"
 	"github.com/mailshift/mailshift/internal/mailgen"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
@@ -70,10 +71,26 @@ type Options struct {
 	// the moment the first account's routing switches (so accounts are in
 	// switch-routing and in the propagation wait while it is down).
 	DNSOutage time.Duration
+	// Budget is every IMAP server's connection budget (0: the worker's
+	// default). A relay in front of each server then counts the
+	// connections the server holds open at once; above the budget is a
+	// violation.
+	Budget int
+	// KillHolders kills (SIGKILL) a worker that holds connections to a
+	// server, so under leases: up to 4 times, 10 s plus up to this long
+	// apart (0: never).
+	KillHolders time.Duration
+	// UnavailableFor makes the source answer every new connection with NO
+	// [UNAVAILABLE] for this long, from a moment its first copy runs.
+	UnavailableFor time.Duration
 	// Realistic seeds mailboxes with folders, a heavy-tailed size
 	// distribution around 30 KiB and one 5 MiB message each, instead of
 	// small messages.
 	Realistic bool
+	// OwnerChanges holds the migrations before the lock while each owner
+	// changes the mailbox, then kills the worker of each final delta
+	// (ownerchanges.go).
+	OwnerChanges bool
 }
 
 // Report is the outcome of a run.
@@ -87,12 +104,19 @@ type Report struct {
 	Cuts, Stalls int
 	Refused      int
 	DNSDown      time.Duration
-	Messages     int
-	MB           float64
-	Seconds      float64
-	P50, P95     time.Duration
-	EventsMax    int
-	EventsMean   float64
+	// Budget is the servers' connection budget; PeakSource and PeakDest
+	// the most connections each server held open at once (counted at the
+	// relay in front of it); Busy the connections answered NO
+	// [UNAVAILABLE]; HolderKills the workers killed while connected.
+	Budget               int
+	PeakSource, PeakDest int
+	Busy, HolderKills    int
+	Messages             int
+	MB                   float64
+	Seconds              float64
+	P50, P95             time.Duration
+	EventsMax            int
+	EventsMean           float64
 	// ActionsMean estimates Temporal actions per account from the history
 	// (workflow start, each activity attempt, timers, updates, signals,
 	// search-attribute upserts, markers, continue-as-new); heartbeats are
@@ -100,6 +124,11 @@ type Report struct {
 	ActionsMean   float64
 	WorkerRSSMB   float64
 	AccountsPerMn float64
+	// FinalDeltaKills counts migrations whose final delta a kill
+	// interrupted (it ran again); Replayed sums the owner's changes the
+	// final deltas carried over (OwnerChanges).
+	FinalDeltaKills int
+	Replayed        mailcopy.ReplayCounts
 }
 
 type platform struct {
@@ -165,11 +194,17 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	// The workers reach the servers at the addresses of the directory:
 	// the servers themselves, or fault proxies in front of them.
 	srcIMAP, dstIMAP := "127.0.0.1:"+strconv.Itoa(srcPort), "127.0.0.1:"+strconv.Itoa(dstPort)
-	if o.IMAPFaults {
+	if o.IMAPFaults || o.Budget > 0 || o.UnavailableFor > 0 || o.KillHolders > 0 {
 		for i, target := range []*string{&srcIMAP, &dstIMAP} {
 			fp, err := newFaultProxy("127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), *target, o.Seed+uint64(i))
 			if err != nil {
 				return nil, err
+			}
+			if !o.IMAPFaults {
+				// A counting relay only.
+				fp.mu.Lock()
+				fp.Refuse, fp.Cut, fp.Stall = 0, 0, 0
+				fp.mu.Unlock()
 			}
 			p.proxies = append(p.proxies, fp)
 			p.stops = append(p.stops, fp.Close)
@@ -228,6 +263,15 @@ func (w *worker) start() error {
 	}
 	w.cmd = cmd
 	return nil
+}
+
+func (w *worker) pid() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cmd == nil || w.cmd.Process == nil {
+		return 0
+	}
+	return w.cmd.Process.Pid
 }
 
 func (w *worker) sample() {
@@ -317,6 +361,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		"dnsOverride":  map[string]string{"ns1." + domain + ".": p.bind.PrimaryAddr(), "ns2." + domain + ".": p.bind.PrimaryAddr()},
 		"logLevel":     "warn",
 		"managedZones": []map[string]string{{"zone": domain, "primary": p.bind.PrimaryAddr(), "keyName": p.bind.KeyName, "keyFile": keyFile}}}
+	if o.Budget > 0 {
+		cfg["serverBudgets"] = map[string]int{"mxplan-1": o.Budget, "emailpro-1": o.Budget}
+	}
 	b, _ := json.Marshal(cfg)
 	cf := filepath.Join(p.work, "worker.json")
 	if err := os.WriteFile(cf, b, 0o600); err != nil {
@@ -384,6 +431,64 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				time.Sleep(300 * time.Millisecond)
 				_ = w.start()
 			}
+		}()
+	}
+	// Kill -9 a worker while it holds connections (and so leases), and
+	// start it again.
+	var holderKills atomic.Int64
+	if o.KillHolders > 0 && len(p.proxies) == 2 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			ports := map[int]bool{}
+			for _, fp := range p.proxies {
+				_, port, _ := strings.Cut(fp.Addr(), ":")
+				n, _ := strconv.Atoi(port)
+				ports[n] = true
+			}
+			rng := rand.New(rand.NewPCG(o.Seed, 4))
+			// A killed copy resumes after its heartbeat times out (30 s),
+			// under the same leases, and each kill costs the activity one
+			// of its attempts: a few kills, far apart, let the plan move.
+			for holderKills.Load() < maxHolderKills {
+				pause := time.Duration(rng.Int64N(int64(o.KillHolders))) + 10*time.Second
+				if !wait(stop, pause) {
+					return
+				}
+				for _, i := range rng.Perm(len(workers)) {
+					w := workers[i]
+					if pid := w.pid(); pid > 0 && connectedTo(pid, ports) {
+						w.kill()
+						holderKills.Add(1)
+						p.logf(o, "killed worker %d while it held server connections", pid)
+						time.Sleep(300 * time.Millisecond)
+						_ = w.start()
+						break
+					}
+				}
+			}
+		}()
+	}
+	// The source answers NO [UNAVAILABLE] for a while, from a moment a
+	// copy holds connections to it.
+	if o.UnavailableFor > 0 && len(p.proxies) == 2 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			src := p.proxies[0]
+			for src.open.Load() == 0 {
+				if !wait(stop, 50*time.Millisecond) {
+					return
+				}
+			}
+			if !wait(stop, 2*time.Second) {
+				return
+			}
+			src.unavailable.Store(true)
+			p.logf(o, "source answers NO [UNAVAILABLE] for %s", o.UnavailableFor)
+			wait(stop, o.UnavailableFor)
+			src.unavailable.Store(false)
+			p.logf(o, "source available again")
 		}()
 	}
 	// Restart a server once, mid-plan: Temporal on its history database,
@@ -466,7 +571,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	planFile := filepath.Join(p.work, "plan.csv")
 	_ = os.WriteFile(planFile, []byte(plan.String()), 0o644)
 	env := &cli.Env{Out: io.Discard, Client: p.c, DirectoryDSN: p.dsn}
-	if err := env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200}); err != nil {
+	if o.OwnerChanges {
+		err = p.heldStart(runCtx, addrs)
+		if err == nil {
+			err = p.ownerPhase(runCtx, o, addrs, workers, before, rep)
+		}
+	} else {
+		err = env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200})
+	}
+	if err != nil {
 		close(stop)
 		bg.Wait()
 		return nil, err
@@ -492,10 +605,29 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	close(stop)
 	bg.Wait()
 	rep.Restarts = int(restarts.Load())
+	rep.HolderKills = int(holderKills.Load())
+	rep.Kills += rep.HolderKills
 	for _, fp := range p.proxies {
 		rep.Cuts += int(fp.cuts.Load())
 		rep.Stalls += int(fp.stalls.Load())
 		rep.Refused += int(fp.refused.Load())
+		rep.Busy += int(fp.busy.Load())
+	}
+	if len(p.proxies) == 2 {
+		rep.PeakSource, rep.PeakDest = int(p.proxies[0].peak.Load()), int(p.proxies[1].peak.Load())
+	}
+	if rep.Budget = o.Budget; o.Budget > 0 {
+		for _, pk := range []struct {
+			name string
+			n    int
+		}{{"source", rep.PeakSource}, {"destination", rep.PeakDest}} {
+			if pk.n > o.Budget {
+				rep.Violations = append(rep.Violations, fmt.Sprintf("the %s held %d connections at once; budget %d", pk.name, pk.n, o.Budget))
+			}
+			if pk.n == 0 {
+				rep.Violations = append(rep.Violations, fmt.Sprintf("the relay before the %s counted no connection: the count is broken", pk.name))
+			}
+		}
 	}
 	for _, w := range workers {
 		rep.WorkerRSSMB = max(rep.WorkerRSSMB, w.hwm)
@@ -510,9 +642,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// A final delta for mail delivered to the source after the workflows'
 	// last pass is not mailshift's promise: the route had switched by then,
 	// so deliveries after it went to the destination.
+	if o.OwnerChanges {
+		var v []string
+		v, delivered = p.ownerChecks(ctx, addrs, before, delivered, rep)
+		rep.Violations = append(rep.Violations, v...)
+	}
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
 	return rep, nil
 }
+
+// maxHolderKills is how many lease holders a run kills at most.
+const maxHolderKills = 4
 
 // wait sleeps d and reports false, at once, when stop is closed.
 func wait(stop <-chan struct{}, d time.Duration) bool {
@@ -653,10 +793,13 @@ func (r *Report) Faults() string {
 		}
 	}
 	add(r.Kills, "kills")
+	add(r.FinalDeltaKills, "final deltas interrupted")
 	add(r.Restarts, "restarts")
 	add(r.Cuts, "cuts")
 	add(r.Stalls, "stalls")
 	add(r.Refused, "refused")
+	add(r.HolderKills, "of them while connected")
+	add(r.Busy, "answered NO [UNAVAILABLE]")
 	if r.DNSDown > 0 {
 		f = append(f, "DNS down "+r.DNSDown.String())
 	}
@@ -668,10 +811,13 @@ func (r *Report) Faults() string {
 
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer, scenario string) {
-	fmt.Fprintf(w, "%-18s %8s %6s %8s %8s %9s %8s %8s %8s %7s %7s %7s %7s %10s  %s\n", "scenario", "accounts", "done", "messages", "MB", "delivered",
-		"acc/min", "p50", "p95", "ev max", "ev avg", "actions", "RSS MB", "violations", "faults")
-	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %7.0f %10d  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
-		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Faults())
+	fmt.Fprintf(w, "%-18s %8s %6s %8s %8s %9s %8s %8s %8s %7s %7s %7s %7s %10s %13s  %s\n", "scenario", "accounts", "done", "messages", "MB", "delivered",
+		"acc/min", "p50", "p95", "ev max", "ev avg", "actions", "RSS MB", "violations", "peak src/dst", "faults")
+	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %7.0f %10d %13s  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
+		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Peaks(), r.Faults())
+	if c := r.Replayed; c.Total() > 0 {
+		fmt.Fprintf(w, "  owner's changes replayed: %d expunged, %d flags, %d moved, %d folders\n", c.Expunged, c.Flags, c.Moved, c.Folders)
+	}
 	for i, v := range r.Violations {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... %d more\n", len(r.Violations)-10)
@@ -679,4 +825,17 @@ func (r *Report) Print(w io.Writer, scenario string) {
 		}
 		fmt.Fprintf(w, "  violation: %s\n", v)
 	}
+}
+
+// Peaks is the peak connections each server held at once, against the
+// budget ("-" when no relay counted).
+func (r *Report) Peaks() string {
+	if r.Budget == 0 && r.PeakSource+r.PeakDest == 0 {
+		return "-"
+	}
+	b := "-"
+	if r.Budget > 0 {
+		b = strconv.Itoa(r.Budget)
+	}
+	return fmt.Sprintf("%d/%d of %s", r.PeakSource, r.PeakDest, b)
 }

@@ -51,3 +51,39 @@ func TestChaosGuard(t *testing.T) {
 		t.Fatalf("%d of %d done, %d violations", rep.Done, rep.Accounts, len(rep.Violations))
 	}
 }
+
+// TestOwnerChangesGuard is a short owner-changes run: two migrations held
+// before the lock while their owners change flags, delete, move, create,
+// rename and delete folders on the source, then cut over with the worker
+// of each final delta killed; the destination must be the source as the
+// owner left it plus what was delivered.
+func TestOwnerChangesGuard(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "./worker")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build worker: %v\n%s", err, out)
+	}
+	var log strings.Builder
+	rep, err := Run(context.Background(), Options{Bin: bin, Temporal: testenv.TemporalPath(t), Accounts: 2, Messages: 60,
+		OwnerChanges: true, Deliver: true, Seed: 11, Timeout: 15 * time.Minute, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	var b strings.Builder
+	rep.Print(&b, "owner-changes (guard)")
+	t.Log("\n" + b.String())
+	if rep.FinalDeltaKills == 0 {
+		t.Fatalf("no final delta ran again after a kill: the run proves nothing\n%s", log.String())
+	}
+	if c := rep.Replayed; c.Expunged == 0 || c.Flags == 0 || c.Moved == 0 || c.Folders == 0 {
+		t.Fatalf("replayed %+v: every kind of change should have been replayed", c)
+	}
+	if rep.Done != rep.Accounts || len(rep.Violations) > 0 {
+		t.Fatalf("%d of %d done, %d violations", rep.Done, rep.Accounts, len(rep.Violations))
+	}
+}
