@@ -54,6 +54,9 @@ type Directory interface {
 	// its accounts, with moves (address → service) counted at their
 	// destination.
 	DomainNeeds(ctx context.Context, domain string, moves map[string]string) (*dnscheck.Needs, error)
+	// RecordReportItems stores the subject and sender of reported
+	// messages for the report (never in a workflow's history).
+	RecordReportItems(ctx context.Context, wfID string, items []directory.ReportItem) error
 }
 
 // Mail is the IMAP copy engine.
@@ -61,6 +64,10 @@ type Mail interface {
 	Copy(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.Result, error)
 	Verify(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.VerifyResult, error)
 	Measure(ctx context.Context, ep mailcopy.Endpoint) (*mailcopy.Totals, error)
+	// MeasureFolders measures each folder and says which the copy leaves out.
+	MeasureFolders(ctx context.Context, ep mailcopy.Endpoint, opts mailcopy.MapOptions, limit int64) (*mailcopy.MailboxTotals, error)
+	// ItemHeaders reads the subject and sender of reported messages.
+	ItemHeaders(ctx context.Context, ep mailcopy.Endpoint, items []mailcopy.Skip) ([]mailcopy.ItemHeader, error)
 	Clear(ctx context.Context, ep mailcopy.Endpoint) error
 	AppendOnce(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (bool, error)
 	// AppendMarked appends once (found again by its marker) and says

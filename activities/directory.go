@@ -29,6 +29,11 @@ type PreflightInput struct {
 	Address    string
 	To         string
 	WorkflowID string
+	// IncludeFolders / ExcludeFolders are the copy's folder globs: the
+	// measure counts what the copy takes and says which folders it leaves
+	// out, by which rule.
+	IncludeFolders []string `json:",omitempty"`
+	ExcludeFolders []string `json:",omitempty"`
 }
 
 // PreflightResult is what preflight measured.
@@ -46,6 +51,16 @@ type PreflightResult struct {
 	SourceBudget int    `json:"sourceBudget,omitempty"`
 	DestBudget   int    `json:"destBudget,omitempty"`
 	Locale       string `json:"locale,omitempty"`
+	// Largest is the size of the largest message the copy takes, in
+	// LargestFolder; MaxMessageBytes the destination's limit (0: none).
+	Largest         int64  `json:"largest,omitempty"`
+	LargestFolder   string `json:"largestFolder,omitempty"`
+	MaxMessageBytes int64  `json:"maxMessageBytes,omitempty"`
+	// SourceFolders measure the source folder by folder, excluded ones
+	// included (with their rule); at most MaxFolderRows, the others
+	// counted in SourceFoldersNotListed.
+	SourceFolders          []SourceFolder `json:"sourceFolders,omitempty"`
+	SourceFoldersNotListed int            `json:"sourceFoldersNotListed,omitempty"`
 }
 
 // Preflight checks, read-only, that the migration can go ahead (the rule of
@@ -73,7 +88,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		return nil, err
 	}
 	_, stop := keepAlive(ctx)
-	tot, err := a.Mail.Measure(ctx, ep)
+	tot, err := a.Mail.MeasureFolders(ctx, ep, mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders}, dst.MaxMessageBytes)
 	stop()
 	if err != nil {
 		a.reportOverload(ctx, acct.ServiceID, err)
@@ -84,9 +99,12 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	if err != nil {
 		return nil, err
 	}
-	return &PreflightResult{SourceService: acct.ServiceID, DestKind: dst.Kind, Folders: tot.Folders, Messages: tot.Messages,
+	res := &PreflightResult{SourceService: acct.ServiceID, DestKind: dst.Kind, Folders: tot.Totals.Folders, Messages: tot.Messages,
 		Bytes: tot.Bytes, QuotaNeeded: need, FreeSlots: len(free), Locale: acct.Locale,
-		Connections: max(1, a.Connections), SourceBudget: a.budgetOf(acct.ServiceID), DestBudget: a.budgetOf(in.To)}, nil
+		Connections: max(1, a.Connections), SourceBudget: a.budgetOf(acct.ServiceID), DestBudget: a.budgetOf(in.To),
+		Largest: tot.Largest, LargestFolder: tot.LargestFolder, MaxMessageBytes: dst.MaxMessageBytes}
+	res.SourceFolders, res.SourceFoldersNotListed = sourceFolders(tot.Folders)
+	return res, nil
 }
 
 // SlotQuery asks for free slots.
@@ -172,6 +190,11 @@ type RollbackInput struct {
 	Address    string
 	To         string
 	WorkflowID string
+	// IncludeFolders / ExcludeFolders are the copy's folder globs: the
+	// measure counts what the copy takes and says which folders it leaves
+	// out, by which rule.
+	IncludeFolders []string `json:",omitempty"`
+	ExcludeFolders []string `json:",omitempty"`
 }
 
 // Rollback undoes everything before the routing switch: the copied mail is

@@ -43,6 +43,9 @@ type FolderSummary struct {
 	Present int    `json:"present"`
 	Skipped int    `json:"skipped"`
 	Bytes   int64  `json:"bytes"`
+	// ByReason counts the folder's skipped and reported items by category
+	// (too-big, refused, preserved, altered-by-destination…).
+	ByReason map[string]int `json:"byReason,omitempty"`
 }
 
 // CopySummary is the result of a copy pass, small enough for history.
@@ -166,7 +169,11 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 	sum := &CopySummary{Checkpoints: res.Checkpoints, Copied: res.Copied, Present: res.Present, Bytes: res.Bytes,
 		SkipCount: res.Skipped, ReportedCount: res.Reported, ByReason: res.ByReason, Seconds: res.Duration.Seconds()}
 	for _, f := range res.Folders {
-		sum.Folders = append(sum.Folders, FolderSummary{Source: f.Source, Dest: f.Dest, Copied: f.Copied, Present: f.Present, Skipped: len(f.Skipped), Bytes: f.Bytes})
+		fs := FolderSummary{Source: f.Source, Dest: f.Dest, Copied: f.Copied, Present: f.Present, Skipped: len(f.Skipped), Bytes: f.Bytes}
+		if len(f.Skipped)+len(f.Reported) > 0 {
+			fs.ByReason = mailcopy.CountByCategory(f.Skipped, f.Reported)
+		}
+		sum.Folders = append(sum.Folders, fs)
 	}
 	// Items carry folder, UID, size, date, Message-ID and the reason, never
 	// content; each once (Items is one list over all folders).
@@ -188,6 +195,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			sum.Reported = append(sum.Reported, it)
 		}
 	}
+	a.recordItemHeaders(ctx, sep, res.Items())
 	a.log(ctx).Info("copy pass done", zap.String("account", in.Address), zap.Bool("delta", in.Delta),
 		zap.Int("copied", res.Copied), zap.Int("present", res.Present), zap.Int("skipped", res.Skipped), zap.Int("reported", res.Reported),
 		zap.Any("byReason", res.ByReason), zap.Int64("bytes", res.Bytes))

@@ -31,9 +31,10 @@ import (
 // TestWatchBarsMoveDuringTheCopy: watch draws an account's bar from the
 // copy activity's heartbeat, so frames taken during one copy show it
 // between 0 and 100 % and growing (it once stayed at 0 % until the stage
-// ended). The worker sends heartbeats at most every second here; with the
-// SDK's default throttle (80 % of the 30 s heartbeat timeout) the server
-// sees a new one every 24 s.
+// ended). The worker runs with mailshift's default options
+// (app.WorkerOptions: heartbeats at most every second); with the SDK's
+// default throttle (80 % of the 30 s heartbeat timeout) the server would
+// see a new one every 24 s.
 func TestWatchBarsMoveDuringTheCopy(t *testing.T) {
 	_, c := testenv.StartTemporal(t, "")
 	st, acts, err := app.StartDev(context.Background(), filepath.Join(t.TempDir(), "directory.db"), 1, 12000, zap.NewNop())
@@ -41,7 +42,7 @@ func TestWatchBarsMoveDuringTheCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	w := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{MaxHeartbeatThrottleInterval: time.Second, DefaultHeartbeatThrottleInterval: time.Second})
+	w := app.NewWorker(c, workflows.TaskQueue, acts, worker.Options{})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

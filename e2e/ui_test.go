@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"go.temporal.io/sdk/client"
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/directory"
@@ -58,7 +61,7 @@ func newBrowser(t *testing.T, base string) *browser {
 			t.Logf("chromium: "+format, args...)
 		}
 	}))
-	ctx, cancelTime := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancelTime := context.WithTimeout(ctx, 6*time.Minute)
 	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
 	return &browser{t: t, ctx: ctx, base: base, artifacts: dir}
 }
@@ -149,6 +152,63 @@ func waitText(sel string, want ...string) chromedp.Action {
 	})
 }
 
+// scrollTo brings the last (innermost) element of main whose text holds
+// text into view, for the screenshot.
+func scrollTo(text string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(() => {
+		const els = [...document.querySelectorAll("main *")].filter(e => e.textContent.includes(%q));
+		if (els.length) els[els.length - 1].scrollIntoView({block: "center"});
+		return els.length;
+	})()`, text), nil)
+}
+
+// waitFrameText polls until the page's text, the frames' included (the UI
+// renders a workflow's summary and details as Markdown in frames of their
+// own), contains every want.
+func waitFrameText(want ...string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		deadline := time.Now().Add(uiWait)
+		for {
+			root, err := dom.GetDocument().WithDepth(-1).WithPierce(true).Do(ctx)
+			if err != nil {
+				return err
+			}
+			var b strings.Builder
+			var walk func(n *cdp.Node)
+			walk = func(n *cdp.Node) {
+				if n.NodeType == cdp.NodeTypeText {
+					b.WriteString(n.NodeValue + " ")
+				}
+				for _, c := range n.Children {
+					walk(c)
+				}
+				for _, c := range n.ShadowRoots {
+					walk(c)
+				}
+				if n.ContentDocument != nil {
+					walk(n.ContentDocument)
+				}
+			}
+			walk(root)
+			got := strings.Join(strings.Fields(b.String()), " ")
+			missing := ""
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					missing = w
+					break
+				}
+			}
+			if missing == "" {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the page and its frames never showed %q in %s; they show:\n%s", missing, uiWait, got)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+}
+
 // typeJSON puts text in the UI's JSON editor of the open dialog as one
 // insertion (typing key by key would meet the editor's auto-closing
 // brackets).
@@ -189,6 +249,13 @@ func TestTemporalUI(t *testing.T) {
 	}
 	waitStage(t, c, "carol@example.com", workflows.StageNeedsAttention)
 	carol := workflows.WorkflowID("carol@example.com")
+	// dave waits for a cutover window that opens in two hours.
+	opens := time.Now().UTC().Add(2 * time.Hour)
+	window := fmt.Sprintf("%s-%s UTC", opens.Format("15:04"), opens.Add(time.Hour).Format("15:04"))
+	if _, _, err := cli.StartOne(ctx, c, workflows.Input{Address: "dave@example.org", To: "emailpro-1", Plan: "ui-window", AutoConfirm: true, CutoverWindow: window}); err != nil {
+		t.Fatal(err)
+	}
+	waitStage(t, c, "dave@example.org", workflows.StageWaitWindow)
 
 	b := newBrowser(t, ui)
 	// 1. The plan's migrations, by search attribute.
@@ -207,6 +274,13 @@ func TestTemporalUI(t *testing.T) {
 	// 3. Open it.
 	b.run("open the migration", click("main a", carol), waitText("main", "Running", "MigrateAccount"))
 	b.shot("workflow")
+	// 3b. Its static summary (set by the starter) and current details (set
+	// by the workflow at every change): the stage, the failure and the
+	// exact next action.
+	b.run("read the summary and details", click("main a, main button, main [role=tab]", "User Metadata"), waitFrameText("Summary", "carol@example.com → emailpro-1 (plan ui-wave)",
+		"Details", "Move carol@example.com to emailpro-1", "Skipped messages allowed before the switch: 0",
+		"Current Details", "Stage: needs-attention (failed at preflight)", "(RedirectionPresent)", "Next: send the update"))
+	b.shot("summary-and-details")
 	// 4. Its progress, through the query the workflow answers.
 	b.run("run the progress query", click(`[data-testid="queries-tab"]`, ""), click("button", "Run Query"),
 		waitText(`[data-testid="query-result"]`, `"stage": "needs-attention"`, `"failedStage": "preflight"`, "RedirectionPresent", "carol@elsewhere.example"))
@@ -241,4 +315,54 @@ func TestTemporalUI(t *testing.T) {
 	}
 	b.run("see it completed", chromedp.Navigate(b.list(`MigrationPlan="ui-wave"`)), waitText("main", "3 Workflows", "3 Completed"))
 	b.shot("completed")
+
+	// 7. The retry's answer, in the history's update event.
+	b.run("open carol's history", chromedp.Navigate(b.history(t, c, carol)), waitText("main", "Completed"))
+	// The update came early in a long history: oldest events first.
+	b.run("find the retry's answer", click("main button", "Descending"),
+		waitText("main", "Ascending", "Workflow Execution Update Completed", "retrying stage preflight"), scrollTo("retrying stage preflight"))
+	b.shot("retry-answer")
+	// 8. Activities and timers name their stage in a finished migration's
+	// history, and in a waiting one's.
+	b.run("open alice's history", chromedp.Navigate(b.history(t, c, workflows.WorkflowID("alice@example.com"))),
+		waitText("main", "copy: pass 1, every folder and message", "final-delta: what changed since the copy", "delta-sync: what arrived before the switch",
+			"verify: final sync before the check", "verify: every source message on the destination", "dns-propagation: check"),
+		scrollTo("copy: pass 1, every folder and message"))
+	b.shot("history-stages")
+	b.run("open dave's history", chromedp.Navigate(b.history(t, c, workflows.WorkflowID("dave@example.org"))),
+		waitText("main", "waiting-for-window: opens"))
+	b.shot("history-window-wait")
+	// 9. The list with the MigrationStage column (what the runbook tells
+	// operators to add; the UI keeps its columns in the browser's storage).
+	b.run("add the MigrationStage column", chromedp.Evaluate(`localStorage.setItem("namespace-workflow-table-columns", JSON.stringify({default: [
+		{label: "Status"}, {label: "Workflow ID"}, {label: "MigrationStage"}, {label: "Type"}, {label: "Start"}, {label: "End"}]}))`, nil),
+		chromedp.Navigate(b.list(`MigrationPlan="ui-wave" OR MigrationPlan="ui-window"`)),
+		waitText("main", "4 Workflows", "MigrationStage", "waiting-for-window", "done"))
+	var table string
+	b.run("read the list", chromedp.Evaluate(`document.querySelector("main table").innerText`, &table))
+	// A row's cells, tab-separated: status, workflow ID, MigrationStage, ...
+	stages := map[string]string{}
+	for _, row := range strings.Split(table, "\n") {
+		cells := strings.Split(strings.TrimSpace(row), "\t")
+		if len(cells) >= 2 && strings.HasPrefix(cells[0], "migrate:") {
+			stages[cells[0]] = cells[1]
+		}
+	}
+	for id, want := range map[string]string{workflows.WorkflowID("dave@example.org"): "waiting-for-window",
+		workflows.WorkflowID("alice@example.com"): "done", carol: "done"} {
+		if stages[id] != want {
+			t.Fatalf("the list shows %s at stage %q, want %q:\n%s", id, stages[id], want, table)
+		}
+	}
+	b.shot("list-migration-stage")
+}
+
+// history is the address of a workflow's history page (its latest run).
+func (b *browser) history(t *testing.T, c client.Client, id string) string {
+	t.Helper()
+	d, err := c.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s/namespaces/default/workflows/%s/%s/history", b.base, url.PathEscape(id), d.WorkflowExecutionInfo.Execution.RunId)
 }

@@ -57,9 +57,12 @@ commands:
   pause --plan ID                        stop admitting the plan's accounts to the copy: queued ones wait
                                          holding no connection, running passes finish, locked accounts go on
   resume --plan ID                       admit them again, in queue order
-  report (--plan ID | ADDRESS...) [--format csv|items|json|html]
+  report (--plan ID | ADDRESS...) [--format csv|items|folders|folders-text|json|html]
                                          csv: one row per account (lockout, counts by reason); items: one row
-                                         per skipped or reported message, each once; html: printable summary
+                                         per skipped or reported message, each once; folders: one row per
+                                         folder (source size, copied, present, skipped by reason, preserved,
+                                         altered, excluded by rule), folders-text the same as a table;
+                                         html: printable summary
   dns DOMAIN --to SERVICE
   import FILE.json                       load services, slots, accounts, redirections into the directory
                                          (checked first: a wrong row imports nothing; format: import --help)

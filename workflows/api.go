@@ -366,11 +366,15 @@ type State struct {
 	// Reported are messages and folders on the destination but reported
 	// (preserved, stored altered, keyword dropped, renamed, empty), once
 	// each.
-	Reported []mailcopy.Skip          `json:"reported,omitempty"`
-	Started  time.Time                `json:"started"`
-	Updated  time.Time                `json:"updated"`
-	Notice   *activities.FinishResult `json:"notice,omitempty"`
-	Actions  []OperatorAction         `json:"actions,omitempty"`
+	Reported []mailcopy.Skip `json:"reported,omitempty"`
+	// Tallies count what the copy passes did per folder (at most
+	// activities.MaxFolderRows; TalliesNotListed the folders past it).
+	Tallies          []FolderTally            `json:"tallies,omitempty"`
+	TalliesNotListed int                      `json:"talliesNotListed,omitempty"`
+	Started          time.Time                `json:"started"`
+	Updated          time.Time                `json:"updated"`
+	Notice           *activities.FinishResult `json:"notice,omitempty"`
+	Actions          []OperatorAction         `json:"actions,omitempty"`
 
 	// Replayed counts the owner's changes the final delta carried over.
 	Replayed *mailcopy.ReplayCounts `json:"replayed,omitempty"`
@@ -433,7 +437,12 @@ type Result struct {
 	Reported    []mailcopy.Skip `json:"reported,omitempty"`
 	// ByReason counts skipped and reported items by category.
 	ByReason map[string]int `json:"byReason,omitempty"`
-	Verified int            `json:"verified"`
+	// FolderRows are the account's folders, one row each (excluded ones
+	// with their rule); at most activities.MaxFolderRows, FoldersNotListed
+	// counts the rest (the totals above stay exact).
+	FolderRows       []FolderRow `json:"folderRows,omitempty"`
+	FoldersNotListed int         `json:"foldersNotListed,omitempty"`
+	Verified         int         `json:"verified"`
 	// LockoutSeconds is how long the owner could not log in.
 	LockoutSeconds float64 `json:"lockoutSeconds,omitempty"`
 	// Filters are the owner's Sieve filters carried (or why not); Aliases

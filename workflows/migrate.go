@@ -456,6 +456,7 @@ func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error)
 	r.Reported = m.st.Reported
 	r.Filters, r.Aliases = m.st.Filters, m.st.Aliases
 	r.ByReason = m.byReason()
+	r.FolderRows, r.FoldersNotListed = m.st.folderRows()
 	return r, nil
 }
 

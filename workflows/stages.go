@@ -404,7 +404,8 @@ func (m *migration) preflight(ctx workflow.Context) error {
 	}
 	var pf activities.PreflightResult
 	err := m.withBudget(ctx, m.sourceShare(), func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(long(ctx, "preflight: check the account, measure the mailbox"), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &pf)
+		return workflow.ExecuteActivity(long(ctx, "preflight: check the account, measure the mailbox"), a.Preflight, activities.PreflightInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
+			IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders}).Get(ctx, &pf)
 	})
 	if err != nil {
 		return err
@@ -498,6 +499,7 @@ func (m *migration) copyPass(ctx workflow.Context, delta bool, summary string) e
 	m.lastCopied = sum.Copied
 	m.st.Skips = appendSkips(m.st.Skips, sum.Skips)
 	m.st.Reported = appendSkips(m.st.Reported, sum.Reported)
+	m.st.tally(sum, delta)
 	if sum.Replayed != nil {
 		if m.st.Replayed == nil {
 			m.st.Replayed = &mailcopy.ReplayCounts{}

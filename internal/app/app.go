@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"go.temporal.io/sdk/activity"
@@ -31,11 +32,32 @@ import (
 	"github.com/mailshift/mailshift/workflows"
 )
 
-// NewWorker registers the workflow and the activities on a worker.
+// HeartbeatThrottle is how often at most a running activity's heartbeat
+// reaches the server. The SDK's default (80 % of the heartbeat timeout:
+// 24 s for the copy) leaves watch's bars and the progress query still for
+// most of a copy; one heartbeat a second per running copy is a small load
+// next to the copy itself (the servers' budgets bound how many run).
+const HeartbeatThrottle = time.Second
+
+// WorkerOptions fills what opts leaves unset with mailshift's defaults:
+// heartbeats throttled to HeartbeatThrottle, so live bars move.
+func WorkerOptions(opts worker.Options) worker.Options {
+	if opts.MaxHeartbeatThrottleInterval == 0 {
+		opts.MaxHeartbeatThrottleInterval = HeartbeatThrottle
+	}
+	if opts.DefaultHeartbeatThrottleInterval == 0 {
+		opts.DefaultHeartbeatThrottleInterval = HeartbeatThrottle
+	}
+	return opts
+}
+
+// NewWorker registers the workflow and the activities on a worker (options
+// completed by WorkerOptions).
 func NewWorker(c client.Client, taskQueue string, acts *activities.Activities, opts worker.Options) worker.Worker {
-	w := worker.New(c, taskQueue, opts)
+	w := worker.New(c, taskQueue, WorkerOptions(opts))
 	w.RegisterWorkflowWithOptions(workflows.MigrateAccount, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.ServerBudget, workflow.RegisterOptions{Name: workflows.BudgetWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.MeasureMailboxes, workflow.RegisterOptions{Name: workflows.MeasureWorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.PlanWatch, workflow.RegisterOptions{Name: workflows.PlanWatchName})
 	if acts.Temporal == nil {
 		acts.Temporal = c

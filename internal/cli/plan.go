@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/address"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/eligibility"
@@ -107,7 +108,11 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 		if dir == nil {
 			return errors.New("--dry-run needs the directory (--directory or --dev-dir)")
 		}
-		blocked, err := e.preCheck(ctx, dir, rows)
+		sizes, note := e.measure(ctx, rows)
+		if note != "" {
+			fmt.Fprintln(e.Out, "note: "+note)
+		}
+		blocked, err := e.preCheck(ctx, dir, rows, sizes)
 		if err != nil {
 			return err
 		}
@@ -199,10 +204,17 @@ func (e *Env) Plan(ctx context.Context, p PlanArgs) error {
 // reported before it starts; an account already migrated is "already
 // done" (a rerun of the plan starts nothing for it) and one its own
 // migration holds is "already running", neither blocked nor using a slot.
-func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Row) (int, error) {
+//
+// With sizes (the worker's measure), each row also shows its mailbox
+// size, its largest message against the destination's limit (flagged when
+// over) and an estimated duration; the rows that would start are summed.
+func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Row, sizes map[string]activities.MeasureResult) (int, error) {
 	free := map[string]int{}
 	tw := tabwriter.NewWriter(e.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LINE\tACCOUNT\tTO\tWOULD")
+	fmt.Fprintln(tw, "LINE\tACCOUNT\tTO\tWOULD\tSIZE\tLARGEST\tEST")
+	var startMsgs, overLimit int
+	var startBytes int64
+	var startEst time.Duration
 	starting, done, running, blocked := 0, 0, 0, 0
 	for _, r := range rows {
 		wid := workflows.WorkflowID(r.Input.Address)
@@ -244,11 +256,28 @@ func (e *Env) preCheck(ctx context.Context, dir *directory.Store, rows []plan.Ro
 				starting++
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Line, r.Input.Address, r.Input.To, verdict)
+		m, measured := sizes[r.Input.Address]
+		size, largest, est := sizeColumns(m, measured)
+		if verdict == "start" && measured && m.Error == "" {
+			startMsgs += m.Messages
+			startBytes += m.Bytes
+			startEst += estimate(m.Messages, m.Bytes)
+			if m.OverLimit > 0 {
+				overLimit++
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Line, r.Input.Address, r.Input.To, verdict, size, largest, est)
 	}
 	if err := tw.Flush(); err != nil {
 		return 0, err
 	}
 	fmt.Fprintf(e.Out, "would start %d, already done %d, already running %d, blocked %d\n", starting, done, running, blocked)
+	if sizes != nil && starting > 0 {
+		fmt.Fprintf(e.Out, "the rows that would start hold %s, %s; about %s one after another (estimate: %d messages/s or %d MB/s, whichever is slower, plus %v per account)\n",
+			count(startMsgs, "message"), human(startBytes), startEst, estMessagesPerSecond, estBytesPerSecond>>20, estPerAccount)
+		if overLimit > 0 {
+			fmt.Fprintf(e.Out, "%s messages over the destination's size limit: they would be skipped and reported\n", count(overLimit, "account holds", "accounts hold"))
+		}
+	}
 	return blocked, nil
 }

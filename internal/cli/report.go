@@ -67,6 +67,10 @@ type Item struct {
 	// preserved, altered, renamed or empty).
 	Kind string `json:"kind"`
 	mailcopy.Skip
+	// Subject and From are the message's, from the directory (recorded by
+	// the copy; never in the workflow's history); empty when unknown.
+	Subject string `json:"subject,omitempty"`
+	From    string `json:"from,omitempty"`
 }
 
 // items lists the skipped and reported items of the accounts, each once,
@@ -91,7 +95,11 @@ func items(lines []Line) []Item {
 					continue
 				}
 				seen[key] = true
-				out = append(out, Item{Address: l.Address, Kind: list.kind, Skip: s})
+				it := Item{Address: l.Address, Kind: list.kind, Skip: s}
+				if h, ok := l.headers[itemKey(s.Folder, s.UID)]; ok && s.UID != 0 {
+					it.Subject, it.From = h.Subject, h.From
+				}
+				out = append(out, it)
 			}
 		}
 	}
@@ -129,12 +137,15 @@ func byReason(m map[string]int) string {
 // printable summary (accounts by stage, time per stage, accounts, items).
 func (e *Env) Report(ctx context.Context, planID string, addrs []string, format string) error {
 	switch format {
-	case "csv", "json", "items", "html":
+	case "csv", "json", "items", "html", "folders", "folders-text":
 	default:
-		return fmt.Errorf("report format %q: want csv or json (accounts), items (one row per skipped or reported message) or html", format)
+		return fmt.Errorf("report format %q: want csv or json (accounts), items (one row per skipped or reported message), folders (one CSV row per folder), folders-text or html", format)
 	}
 	lines, err := e.collect(ctx, planID, addrs)
 	if err != nil {
+		return err
+	}
+	if err := e.itemHeaders(ctx, lines, format); err != nil {
 		return err
 	}
 	switch format {
@@ -144,6 +155,10 @@ func (e *Env) Report(ctx context.Context, planID string, addrs []string, format 
 		return enc.Encode(lines)
 	case "items":
 		return writeItems(e, lines)
+	case "folders":
+		return writeFoldersCSV(e.Out, lines)
+	case "folders-text":
+		return writeFoldersText(e.Out, lines)
 	case "html":
 		title := "plan " + planID
 		if planID == "" {
@@ -196,13 +211,14 @@ func (e *Env) Report(ctx context.Context, planID string, addrs []string, format 
 
 func writeItems(e *Env, lines []Line) error {
 	w := csv.NewWriter(e.Out)
-	_ = w.Write([]string{"address", "kind", "category", "folder", "uid", "size", "date", "message_id", "reason"})
+	_ = w.Write([]string{"address", "kind", "category", "folder", "uid", "size", "date", "message_id", "reason", "subject", "from"})
 	for _, it := range items(lines) {
 		date := ""
 		if !it.Date.IsZero() {
 			date = it.Date.Format(time.RFC3339)
 		}
-		_ = w.Write([]string{it.Address, it.Kind, it.Category, it.Folder, fmt.Sprint(it.UID), fmt.Sprint(it.Size), date, it.MessageID, it.Reason})
+		_ = w.Write([]string{it.Address, it.Kind, it.Category, it.Folder, fmt.Sprint(it.UID), fmt.Sprint(it.Size), date, it.MessageID, it.Reason,
+			cellText(it.Subject), cellText(it.From)})
 	}
 	w.Flush()
 	return w.Error()

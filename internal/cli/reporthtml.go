@@ -20,8 +20,11 @@ type htmlReport struct {
 	PerStage  []chartRow
 	Rows      []htmlAccount
 	Folders   []htmlFolder
-	Items     []Item
-	Lockout   string
+	// FolderRows are every folder of the accounts that ended.
+	FolderRows []folderRow
+	NotListed  map[string]int
+	Items      []Item
+	Lockout    string
 }
 
 // chartRow is one bar of a chart: its label, value as written, and
@@ -135,6 +138,7 @@ func writeHTML(w io.Writer, title string, lines []Line, now time.Time) error {
 		rep.Lockout = fmt.Sprintf("%s; median %.1f s, longest %.1f s", count(len(lockout), "account"), lockout[len(lockout)/2], lockout[len(lockout)-1])
 	}
 	rep.Items = items(lines)
+	rep.FolderRows, rep.NotListed = folderRows(lines)
 	folders := map[[2]string]*htmlFolder{}
 	for _, it := range rep.Items {
 		k := [2]string{it.Address, it.Folder}
@@ -163,7 +167,8 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 		}
 		return t.Format("2006-01-02 15:04")
 	},
-	"bytes": human,
+	"bytes":   human,
+	"reasons": byReason,
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>mailshift report — {{.Title}}</title>
@@ -200,14 +205,19 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 {{range .Rows}}<tr><td>{{.Address}}</td><td>{{.Stage}}</td><td class="n">{{.Copied}}</td><td class="n">{{.Present}}</td><td class="n">{{.Bytes}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Reported}}</td><td class="n">{{.Lockout}}</td><td>{{.Took}}</td><td>{{.DNS}}</td><td>{{.Note}}</td></tr>
 {{end}}</table>
 
+<h2>Folders</h2>
+{{if .FolderRows}}<table id="folder-rows"><tr><th>Account</th><th>Folder</th><th>Source</th><th>Copied</th><th>Already present</th><th>Skipped</th><th>Preserved</th><th>Altered</th><th>Other reported</th><th>Excluded</th></tr>
+{{range .FolderRows}}<tr><td>{{.Address}}</td><td>{{.Folder}}{{if and .Dest (ne .Dest .Folder)}} → {{.Dest}}{{end}}</td><td class="n">{{.SourceMessages}} ({{bytes .SourceBytes}})</td><td class="n">{{.Copied}}</td><td class="n">{{.Present}}</td><td>{{reasons .Skipped}}</td><td class="n">{{.Preserved}}</td><td class="n">{{.Altered}}</td><td>{{reasons .Reported}}</td><td>{{.Excluded}}{{.Unreadable}}</td></tr>
+{{end}}</table>{{range $a, $n := .NotListed}}<p class="muted">{{$a}}: {{$n}} more folders not listed.</p>{{end}}{{else}}<p class="muted">No account has ended yet.</p>{{end}}
+
 <h2>Folders with skipped or reported messages</h2>
 {{if .Folders}}<table id="folders"><tr><th>Account</th><th>Folder</th><th>Skipped</th><th>Reported</th></tr>
 {{range .Folders}}<tr><td>{{.Address}}</td><td>{{.Folder}}</td><td class="n">{{.Skipped}}</td><td class="n">{{.Reported}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">None: every message was copied as it is.</p>{{end}}
 
 <h2>Skipped and reported messages</h2>
-{{if .Items}}<table id="items"><tr><th>Account</th><th></th><th>Category</th><th>Folder</th><th>UID</th><th>Size</th><th>Date</th><th>Message-ID</th><th>Reason</th></tr>
-{{range .Items}}<tr><td>{{.Address}}</td><td>{{.Kind}}</td><td>{{.Category}}</td><td>{{.Folder}}</td><td class="n">{{.UID}}</td><td class="n">{{bytes .Size}}</td><td>{{date .Date}}</td><td>{{.MessageID}}</td><td>{{.Reason}}</td></tr>
+{{if .Items}}<table id="items"><tr><th>Account</th><th></th><th>Category</th><th>Folder</th><th>UID</th><th>Size</th><th>Date</th><th>Message-ID</th><th>Subject</th><th>From</th><th>Reason</th></tr>
+{{range .Items}}<tr><td>{{.Address}}</td><td>{{.Kind}}</td><td>{{.Category}}</td><td>{{.Folder}}</td><td class="n">{{.UID}}</td><td class="n">{{bytes .Size}}</td><td>{{date .Date}}</td><td>{{.MessageID}}</td><td>{{.Subject}}</td><td>{{.From}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">None.</p>{{end}}
 </body></html>
 `))

@@ -152,6 +152,8 @@ func StartMigration(ctx context.Context, c client.Client, in workflows.Input) (S
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:            staticSummary(in),
+		StaticDetails:            staticDetails(in),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SAPlan.ValueSet(in.Plan),
 			workflows.SADomain.ValueSet(workflows.DomainOf(in.Address)),

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -27,6 +28,12 @@ type Line struct {
 	Result   *workflows.Result         `json:"result,omitempty"`
 	Live     *activities.CopyHeartbeat `json:"live,omitempty"`
 	Error    string                    `json:"error,omitempty"`
+	// Items are the account's skipped and reported messages with their
+	// subject and sender (report --format json only).
+	Items []Item `json:"items,omitempty"`
+	// headers are the subjects and senders the directory holds for the
+	// account's reported messages, by folder and UID (see itemKey).
+	headers map[string]directory.ReportItem
 }
 
 // copied is what a running migration has copied: during the copy, what the

@@ -21,6 +21,11 @@ type watchView struct {
 	// account's result counts only what was copied: excluded folders and
 	// skipped messages would make the totals shrink).
 	totals map[string]counts
+	// copied holds what each account's bar showed last during the copy:
+	// between the copy activity's end and the workflow recording it, the
+	// progress shows neither the heartbeat nor the pass's result, and the
+	// bar must not fall back to what earlier passes copied.
+	copied map[string]counts
 	width  int
 }
 
@@ -30,7 +35,7 @@ type sample struct {
 }
 
 func newWatchView() *watchView {
-	return &watchView{prev: map[string]sample{}, totals: map[string]counts{}, width: 24}
+	return &watchView{prev: map[string]sample{}, totals: map[string]counts{}, copied: map[string]counts{}, width: 24}
 }
 
 // countsOf is countsOf with the account's total as first measured: a done
@@ -43,6 +48,11 @@ func (v *watchView) countsOf(l Line) counts {
 		v.totals[l.Address] = counts{msgsTotal: c.msgsTotal, bytesTotal: c.bytesTotal}
 	case l.Result != nil && l.Result.Outcome == workflows.StageDone && seen:
 		return counts{t.msgsTotal, t.msgsTotal, t.bytesTotal, t.bytesTotal}
+	}
+	if l.Progress != nil && l.Progress.Stage == workflows.StageCopy {
+		last := v.copied[l.Address]
+		c.msgs, c.bytes = max(c.msgs, last.msgs), max(c.bytes, last.bytes)
+		v.copied[l.Address] = c
 	}
 	return c
 }

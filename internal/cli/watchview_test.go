@@ -87,6 +87,23 @@ func TestWatchViewWaitingAccounts(t *testing.T) {
 	}
 }
 
+// TestWatchViewBarNeverFallsBackDuringTheCopy: when the copy activity has
+// ended but the workflow has not yet recorded its result, the progress
+// shows neither the heartbeat nor the pass; the bar stays where it was.
+func TestWatchViewBarNeverFallsBackDuringTheCopy(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	p := workflows.Progress{Stage: workflows.StageCopy, MessagesTotal: 100, BytesTotal: 1000}
+	v := newWatchView()
+	live := v.render("p", []Line{{Address: "a@example.com", Status: "Running", Stage: workflows.StageCopy, Progress: &p,
+		Live: &activities.CopyHeartbeat{Copied: 98, Bytes: 980}}}, t0)
+	gap := v.render("p", []Line{{Address: "a@example.com", Status: "Running", Stage: workflows.StageCopy, Progress: &p}}, t0.Add(time.Second))
+	for _, f := range []string{live, gap} {
+		if !strings.Contains(f, "98/100 msgs") {
+			t.Fatalf("frame lacks 98/100 msgs:\n%s", f)
+		}
+	}
+}
+
 func TestCountAndRefusal(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
 		{count(1, "account"), "1 account"}, {count(2, "account"), "2 accounts"}, {count(0, "problem"), "0 problems"},

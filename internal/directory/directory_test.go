@@ -103,8 +103,8 @@ func seed(t *testing.T, s *directory.Store) {
 func TestSchema(t *testing.T) {
 	stores(t, func(t *testing.T, s *directory.Store) {
 		v, err := s.SchemaVersion(context.Background())
-		if err != nil || v != 2 {
-			t.Fatalf("SchemaVersion() = %d, %v; want 2", v, err)
+		if err != nil || v != 3 {
+			t.Fatalf("SchemaVersion() = %d, %v; want 3", v, err)
 		}
 		if err := s.AddService(context.Background(), directory.Service{ID: "x", Kind: "imap-box"}); err == nil {
 			t.Fatalf("AddService() with an unknown kind succeeded")

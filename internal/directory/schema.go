@@ -82,6 +82,18 @@ var migrations = []string{
 		PRIMARY KEY (alias, target)
 	);
 	CREATE INDEX aliases_target ON aliases (target);`,
+	// 3: the subject and sender of each message a migration reported
+	// (skipped, preserved, altered), for the operator's report only: they
+	// are message content and never enter a workflow's history.
+	`CREATE TABLE report_items (
+		workflow_id TEXT NOT NULL,
+		folder TEXT NOT NULL,
+		uid BIGINT NOT NULL,
+		subject TEXT NOT NULL DEFAULT '',
+		sender TEXT NOT NULL DEFAULT '',
+		recorded_at TEXT NOT NULL,
+		PRIMARY KEY (workflow_id, folder, uid)
+	);`,
 }
 
 // Open opens (and migrates) a directory. dsn is a file path or
