@@ -59,7 +59,8 @@ func usage() string {
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "  %-18s %s (default %d accounts x %d messages)\n", s.name, s.what, s.accounts, s.messages)
 	}
-	b.WriteString("  all                every scenario above except the load plans\n")
+	b.WriteString("  all                the fault scenarios up to postgres-restart (not the load plans, not the cluster's own)\n")
+	b.WriteString("  cluster-all        the cluster's own scenarios (history-kill and after)\n")
 	return b.String()
 }
 
@@ -74,6 +75,7 @@ func run() error {
 	bin := flag.String("bin", "bin", "directory holding the worker binary")
 	timeout := flag.Duration("timeout", 40*time.Minute, "per run")
 	verbose := flag.Bool("v", true, "log each run's progress on stderr")
+	onCluster := flag.Bool("cluster", false, "run every scenario on a production-shaped Temporal cluster (deploy/cluster) instead of the dev server")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: mailchaos [flags]\n\nscenarios:\n%s\nflags:\n", usage())
 		flag.PrintDefaults()
@@ -84,6 +86,10 @@ func run() error {
 		n = strings.TrimSpace(n)
 		if n == "all" {
 			chosen = append(chosen, scenarios[:faultScenarios]...)
+			continue
+		}
+		if n == "cluster-all" {
+			chosen = append(chosen, clusterScenarios...)
 			continue
 		}
 		found := false
@@ -123,17 +129,22 @@ func run() error {
 				o.Messages = *messages
 			}
 			s.set(&o, f)
-			fmt.Printf("\n%s, run %d of %d (seed %d)\n", s.name, i+1, *runs, o.Seed)
+			name := s.name
+			if *onCluster && !o.Cluster {
+				name += "@cluster"
+			}
+			o.Cluster = o.Cluster || *onCluster
+			fmt.Printf("\n%s, run %d of %d (seed %d)\n", name, i+1, *runs, o.Seed)
 			rep, err := reliability.Run(context.Background(), o)
 			if err != nil {
 				fmt.Printf("  could not run: %v\n", err)
 			} else {
-				rep.Print(os.Stdout, s.name)
+				rep.Print(os.Stdout, name)
 			}
 			if err != nil || len(rep.Violations) > 0 || rep.Done != rep.Accounts {
 				failed++
 			}
-			lines = append(lines, line{s.name, i + 1, rep, err})
+			lines = append(lines, line{name, i + 1, rep, err})
 		}
 	}
 	fmt.Printf("\nsummary: %d scenarios x %d runs\n", len(chosen), *runs)

@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/mailshift/mailshift/internal/cli"
+	"github.com/mailshift/mailshift/internal/cluster"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailgen"
 	"github.com/mailshift/mailshift/internal/testenv"
@@ -70,6 +71,11 @@ type Options struct {
 	// the moment the first account's routing switches (so accounts are in
 	// switch-routing and in the propagation wait while it is down).
 	DNSOutage time.Duration
+	// Cluster runs the plan on a production-shaped Temporal cluster
+	// (internal/cluster) instead of the dev server; ClusterOptions says
+	// which faults hit it.
+	Cluster        bool
+	ClusterOptions ClusterOptions
 	// Realistic seeds mailboxes with folders, a heavy-tailed size
 	// distribution around 30 KiB and one 5 MiB message each, instead of
 	// small messages.
@@ -114,6 +120,7 @@ type platform struct {
 	work         string
 	stops        []func()
 	proxies      []*faultProxy
+	cluster      *cluster.Cluster
 }
 
 func (p *platform) close() {
@@ -199,6 +206,13 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	}
 	p.dst = dst
 	p.stops = append(p.stops, stopDst)
+	if o.Cluster {
+		if err := p.startCluster(ctx, o); err != nil {
+			return nil, err
+		}
+		ok = true
+		return p, nil
+	}
 	p.temporalOpts = testenv.DevServerOptions(o.Temporal, "127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), filepath.Join(work, "temporal.db"))
 	p.temporal, err = testsuite.StartDevServer(ctx, p.temporalOpts)
 	if err != nil {
@@ -310,13 +324,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	keyFile := filepath.Join(p.work, "tsig.key")
 	_ = os.WriteFile(pwFile, []byte(masterPW), 0o600)
 	_ = os.WriteFile(keyFile, []byte(p.bind.Secret), 0o600)
-	cfg := map[string]any{"temporalAddress": p.temporal.FrontendHostPort(), "directory": p.dsn, "masterUser": "mailshift",
+	cfg := map[string]any{"temporalAddress": p.frontend(), "directory": p.dsn, "masterUser": "mailshift",
 		"masterPasswordFile": pwFile, "imapPlain": true, "connections": 2, "dnsResolver": p.bind.PrimaryAddr(),
 		// Both nameservers answer from the primary here: the lab secondary
 		// only transfers when told to (the DNS tests use that).
 		"dnsOverride":  map[string]string{"ns1." + domain + ".": p.bind.PrimaryAddr(), "ns2." + domain + ".": p.bind.PrimaryAddr()},
 		"logLevel":     "warn",
 		"managedZones": []map[string]string{{"zone": domain, "primary": p.bind.PrimaryAddr(), "keyName": p.bind.KeyName, "keyFile": keyFile}}}
+	if p.cluster != nil {
+		cfg["temporalTLS"] = p.cluster.ClientTLS()
+	}
 	b, _ := json.Marshal(cfg)
 	cf := filepath.Join(p.work, "worker.json")
 	if err := os.WriteFile(cf, b, 0o600); err != nil {
@@ -406,6 +423,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.RestartTemporal {
 		restartOnce("Temporal", 4*time.Second, func() error {
+			if p.cluster != nil {
+				return p.restartWholeCluster()
+			}
 			_ = p.temporal.Stop()
 			time.Sleep(time.Second)
 			srv, err := testsuite.StartDevServer(ctx, p.temporalOpts)
@@ -417,6 +437,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.RestartPostgres {
 		restartOnce("PostgreSQL", 3*time.Second, p.pg.Restart)
+	}
+	if p.cluster != nil {
+		p.clusterFaults(o, stop, &bg, &restarts)
 	}
 	// Take the DNS primary down once the first route has switched.
 	if o.DNSOutage > 0 {
