@@ -271,7 +271,12 @@ func (c *Cluster) StartService(name string) error {
 // waitListening waits until the service accepts connections on its gRPC
 // port, or its process has exited.
 func (c *Cluster) waitListening(name string, limit time.Duration) error {
-	addr := "127.0.0.1:" + strconv.Itoa(c.State.Ports[name])
+	port := c.State.Ports[name]
+	if name == "worker" {
+		// The worker service serves no gRPC; it joins the membership ring.
+		port = c.State.Ports[name+".membership"]
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if !c.Alive(name) {

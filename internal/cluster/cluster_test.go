@@ -41,8 +41,7 @@ func startCluster(t *testing.T) *cluster.Cluster {
 	}
 	c, err := cluster.Start(context.Background(), cluster.Options{Dir: dir, Bin: bin})
 	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
+		t.Fatalf("%v (files kept in %s)", err, dir)
 	}
 	t.Cleanup(func() {
 		c.Stop()
