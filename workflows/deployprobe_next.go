@@ -4,13 +4,6 @@ package workflows
 
 import "go.temporal.io/sdk/workflow"
 
-// DeployProbeChange prefixes the change IDs of the next build's extra step:
-// one per stage, so that a migration already running when the new build
-// arrives takes the step at its next stage change. (One change ID for all
-// stages would stay at DefaultVersion for the rest of the run once the
-// replay of an old stage change has looked it up.)
-const DeployProbeChange = "redeploy-probe-"
-
 // deployProbe is the next build's change: at each stage it enters, a
 // migration records in its memo which build moved it there. Histories
 // written before the change replay without it (GetVersion returns

@@ -76,6 +76,9 @@ type Options struct {
 	// which faults hit it.
 	Cluster        bool
 	ClusterOptions ClusterOptions
+	// Redeploy replaces the workers by a build with changed workflow
+	// code while migrations wait in every long stage.
+	Redeploy *RedeployOptions
 	// Realistic seeds mailboxes with folders, a heavy-tailed size
 	// distribution around 30 KiB and one 5 MiB message each, instead of
 	// small messages.
@@ -106,6 +109,10 @@ type Report struct {
 	ActionsMean   float64
 	WorkerRSSMB   float64
 	AccountsPerMn float64
+	// Redeploys counts worker redeploys; RedeployStages says where the
+	// migrations were when it happened.
+	Redeploys      int
+	RedeployStages string
 }
 
 type platform struct {
@@ -290,8 +297,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	addrs := make([]string, o.Accounts)
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("u%04d@%s", i, domain)
+		if o.Redeploy != nil && redeployGroup(i) == "" {
+			addrs[i] = fmt.Sprintf("u%04d@d%04d.example.org", i, i)
+		}
 		if err := p.dir.AddAccount(ctx, directory.Account{Address: addrs[i], ServiceID: "mxplan-1"}, directory.HashPassword(ownerPW)); err != nil {
 			return nil, err
+		}
+		if o.Redeploy != nil && redeployGroup(i) == "slot" {
+			continue // its slot comes after the redeploy
 		}
 		if err := p.dir.AddSlot(ctx, "emailpro-1", fmt.Sprintf("s%04d@configureme.me", i), 1<<30); err != nil {
 			return nil, err
@@ -441,6 +454,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if p.cluster != nil {
 		p.clusterFaults(o, stop, &bg, &restarts)
 	}
+	if o.Redeploy != nil {
+		p.redeploy(ctx, o, workers, addrs, stop, &bg, rep)
+	}
 	// Take the DNS primary down once the first route has switched.
 	if o.DNSOutage > 0 {
 		bg.Add(1)
@@ -489,7 +505,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	planFile := filepath.Join(p.work, "plan.csv")
 	_ = os.WriteFile(planFile, []byte(plan.String()), 0o644)
 	env := &cli.Env{Out: io.Discard, Client: p.c, DirectoryDSN: p.dsn}
-	if err := env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200}); err != nil {
+	start := func() error {
+		if o.Redeploy != nil {
+			return p.startRedeployPlan(runCtx, addrs)
+		}
+		return env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200})
+	}
+	if err := start(); err != nil {
 		close(stop)
 		bg.Wait()
 		return nil, err
@@ -534,6 +556,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// last pass is not mailshift's promise: the route had switched by then,
 	// so deliveries after it went to the destination.
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
+	if o.Redeploy != nil {
+		rep.Violations = append(rep.Violations, p.checkRedeploy(ctx, addrs, o.Redeploy.ChangePrefix)...)
+	}
 	return rep, nil
 }
 
@@ -680,6 +705,7 @@ func (r *Report) Faults() string {
 	add(r.Cuts, "cuts")
 	add(r.Stalls, "stalls")
 	add(r.Refused, "refused")
+	add(r.Redeploys, "redeploys")
 	if r.DNSDown > 0 {
 		f = append(f, "DNS down "+r.DNSDown.String())
 	}
@@ -695,6 +721,9 @@ func (r *Report) Print(w io.Writer, scenario string) {
 		"acc/min", "p50", "p95", "ev max", "ev avg", "actions", "RSS MB", "violations", "faults")
 	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %7.0f %10d  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
 		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Faults())
+	if r.RedeployStages != "" {
+		fmt.Fprintf(w, "  migrations by stage at the redeploy: %s\n", r.RedeployStages)
+	}
 	for i, v := range r.Violations {
 		if i == 10 {
 			fmt.Fprintf(w, "  ... %d more\n", len(r.Violations)-10)
