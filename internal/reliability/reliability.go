@@ -347,6 +347,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if p.cluster != nil {
 		cfg["temporalTLS"] = p.cluster.ClientTLS()
 	}
+	if o.Redeploy != nil {
+		// A tight budget admits two copies at a time: accounts are still
+		// copying while others already wait.
+		cfg["defaultServerBudget"] = 4
+	}
 	b, _ := json.Marshal(cfg)
 	cf := filepath.Join(p.work, "worker.json")
 	if err := os.WriteFile(cf, b, 0o600); err != nil {
