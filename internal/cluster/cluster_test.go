@@ -6,6 +6,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -170,6 +173,7 @@ func TestClusterMTLSRestartsAndVisibility(t *testing.T) {
 	if err := c.Health(ctx); err != nil {
 		t.Fatalf("Health() after the restarts = %v", err)
 	}
+	starterOverMTLS(t, c)
 	// PostgreSQL crashes under the running cluster: it comes back healthy.
 	if err := c.RestartPostgres(); err != nil {
 		t.Fatal(err)
@@ -181,5 +185,32 @@ func TestClusterMTLSRestartsAndVisibility(t *testing.T) {
 	var got int
 	if err := r.Get(ctx, &got); err != nil || got != 3 {
 		t.Fatalf("probe after the PostgreSQL restart = %d, %v; want 3", got, err)
+	}
+}
+
+// starterOverMTLS runs the starter binary against the cluster: with the
+// client certificate in its environment it lists the plan's migrations by
+// their search attribute; without it, the frontend refuses it.
+func starterOverMTLS(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "starter")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/mailshift/mailshift/starter").CombinedOutput(); err != nil {
+		t.Fatalf("build the starter: %v: %s", err, out)
+	}
+	tt := c.ClientTLS()
+	status := func(env ...string) (string, error) {
+		cmd := exec.Command(bin, "--temporal", c.Frontend(), "status", "--plan", "plan-x")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := status("MAILSHIFT_TEMPORAL_TLS_CERT="+tt.CertFile, "MAILSHIFT_TEMPORAL_TLS_KEY="+tt.KeyFile,
+		"MAILSHIFT_TEMPORAL_TLS_CA="+tt.CAFile, "MAILSHIFT_TEMPORAL_TLS_SERVER_NAME="+tt.ServerName)
+	if strings.Contains(out, "failed reaching server") || strings.Contains(out, "certificate") || !strings.Contains(out, "probe") {
+		t.Fatalf("starter status over mTLS = %v:\n%s\nwant the plan's workflows listed", err, out)
+	}
+	out, err = status("MAILSHIFT_TEMPORAL_TLS_CA=" + tt.CAFile)
+	if err == nil {
+		t.Fatalf("starter status without a client certificate succeeded:\n%s", out)
 	}
 }
