@@ -178,10 +178,23 @@ func TestClusterMTLSRestartsAndVisibility(t *testing.T) {
 	if err := c.RestartPostgres(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "probe-after-pg", TaskQueue: "cluster-probe"}, "Probe", "plan-y")
-	if err != nil {
-		t.Fatalf("start after the PostgreSQL restart: %v", err)
+	// For a few seconds after the crash the services' pools hold dead
+	// connections and a namespace lookup can fail (seen: "Namespace
+	// default is not found" from a start): a starter retries, so does
+	// this test, for at most a minute.
+	var r client.WorkflowRun
+	t0 := time.Now()
+	for {
+		r, err = cl.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "probe-after-pg", TaskQueue: "cluster-probe"}, "Probe", "plan-y")
+		if err == nil {
+			break
+		}
+		if time.Since(t0) > time.Minute {
+			t.Fatalf("start after the PostgreSQL restart, still failing after a minute: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
+	t.Logf("first start after the PostgreSQL crash accepted after %s", time.Since(t0).Round(100*time.Millisecond))
 	var got int
 	if err := r.Get(ctx, &got); err != nil || got != 3 {
 		t.Fatalf("probe after the PostgreSQL restart = %d, %v; want 3", got, err)
