@@ -22,7 +22,8 @@ var clusterScenarios = []scenario{
 	{"redeploy", "both workers replaced mid-plan by a build with changed workflow code (bin/worker-next, tag mailshift_nextbuild) while migrations wait for a slot, a window, DNS, or copy", 20, 300,
 		func(o *reliability.Options, f flags) {
 			o.Cluster = true
-			o.Redeploy = &reliability.RedeployOptions{NextWorker: filepath.Join(o.Bin, "worker-next"), ChangePrefix: workflows.DeployProbeChange}
+			o.Redeploy = &reliability.RedeployOptions{NextWorker: filepath.Join(o.Bin, "worker-next"), ChangePrefix: workflows.DeployProbeChange,
+				SaveHistories: f.saveHistories}
 		}},
 }
 

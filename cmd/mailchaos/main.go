@@ -26,7 +26,10 @@ type scenario struct {
 	set                func(*reliability.Options, flags)
 }
 
-type flags struct{ killEvery, dnsOutage time.Duration }
+type flags struct {
+	killEvery, dnsOutage time.Duration
+	saveHistories        string
+}
 
 var scenarios = []scenario{
 	{"kill-workers", "SIGKILL one of two worker processes at random moments", 20, 150,
@@ -73,6 +76,7 @@ func run() error {
 	flag.DurationVar(&f.killEvery, "kill-every", 4*time.Second, "kill-workers: longest wait between two kills")
 	flag.DurationVar(&f.dnsOutage, "dns-outage", 15*time.Second, "dns-primary-down: how long the primary stays down")
 	bin := flag.String("bin", "bin", "directory holding the worker binary")
+	flag.StringVar(&f.saveHistories, "save-histories", "", "redeploy: write the histories of one account per group here (for replay tests)")
 	timeout := flag.Duration("timeout", 40*time.Minute, "per run")
 	verbose := flag.Bool("v", true, "log each run's progress on stderr")
 	onCluster := flag.Bool("cluster", false, "run every scenario on a production-shaped Temporal cluster (deploy/cluster) instead of the dev server")

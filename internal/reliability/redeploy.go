@@ -3,15 +3,20 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/workflows"
@@ -35,6 +40,10 @@ type RedeployOptions struct {
 	// ChangePrefix is the GetVersion change ID prefix of the new build's
 	// step; each account's history must hold one after the redeploy.
 	ChangePrefix string
+	// SaveHistories, when set, receives the history (JSON, as the CLI
+	// writes it) of the first account of each group: histories begun by
+	// the old build and finished by the new one, for replay tests.
+	SaveHistories string
 }
 
 // redeployGroup says what holds an account of the redeploy plan: "slot"
@@ -201,11 +210,13 @@ func (p *platform) redeploy(ctx context.Context, o Options, workers []*worker, a
 // checkRedeploy: every migration ran on the new build after the redeploy
 // (its history holds the new build's version marker), and no workflow task
 // failed (a non-determinism error would).
-func (p *platform) checkRedeploy(ctx context.Context, addrs []string, prefix string) []string {
+func (p *platform) checkRedeploy(ctx context.Context, addrs []string, ro *RedeployOptions) []string {
 	var v []string
+	prefix := ro.ChangePrefix
 	dc := converter.GetDefaultDataConverter()
-	for _, a := range addrs {
+	for i, a := range addrs {
 		markers, failed := 0, 0
+		var events []*historypb.HistoryEvent
 		iter := p.c.GetWorkflowHistory(ctx, workflows.WorkflowID(a), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for iter.HasNext() {
 			e, err := iter.Next()
@@ -213,6 +224,7 @@ func (p *platform) checkRedeploy(ctx context.Context, addrs []string, prefix str
 				v = append(v, fmt.Sprintf("%s: history: %v", a, err))
 				break
 			}
+			events = append(events, e)
 			switch e.EventType {
 			case enums.EVENT_TYPE_MARKER_RECORDED:
 				var id string
@@ -230,6 +242,16 @@ func (p *platform) checkRedeploy(ctx context.Context, addrs []string, prefix str
 		}
 		if markers == 0 {
 			v = append(v, fmt.Sprintf("%s: no %s* marker: the new build never moved it to a stage", a, prefix))
+		}
+		if ro.SaveHistories != "" && i < 4 && failed == 0 {
+			b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+			if err == nil {
+				name := "redeploy-" + map[string]string{"slot": "slot", "window": "window", "": "dns"}[redeployGroup(i)] + "-" + strconv.Itoa(i) + ".json"
+				err = os.WriteFile(filepath.Join(ro.SaveHistories, name), b, 0o644)
+			}
+			if err != nil {
+				v = append(v, fmt.Sprintf("%s: save history: %v", a, err))
+			}
 		}
 	}
 	return v

@@ -562,7 +562,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// so deliveries after it went to the destination.
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
 	if o.Redeploy != nil {
-		rep.Violations = append(rep.Violations, p.checkRedeploy(ctx, addrs, o.Redeploy.ChangePrefix)...)
+		rep.Violations = append(rep.Violations, p.checkRedeploy(ctx, addrs, o.Redeploy)...)
 	}
 	return rep, nil
 }
