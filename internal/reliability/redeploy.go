@@ -35,7 +35,8 @@ type RedeployOptions struct {
 	// mailshift_nextbuild).
 	NextWorker string
 	// Wait is the longest wait for accounts to park in every stage before
-	// the redeploy goes ahead anyway (default 90s).
+	// the redeploy goes ahead anyway (default 5m: on a loaded machine the
+	// first copies take minutes under the tight budget).
 	Wait time.Duration
 	// ChangePrefix is the GetVersion change ID prefix of the new build's
 	// step; each account's history must hold one after the redeploy.
@@ -145,7 +146,7 @@ func (p *platform) redeploy(ctx context.Context, o Options, workers []*worker, a
 	ro := o.Redeploy
 	limit := ro.Wait
 	if limit == 0 {
-		limit = 90 * time.Second
+		limit = 5 * time.Minute
 	}
 	bg.Add(1)
 	go func() {
