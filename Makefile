@@ -70,7 +70,7 @@ cluster-chaos: lab-deps
 	mkdir -p bin
 	$(GO) build -o bin/ ./worker ./cmd/mailchaos
 	$(GO) build -tags mailshift_nextbuild -o bin/worker-next ./worker
-	$(GO) test -tags mailshift_nextbuild -count=1 -run TestReplayHistories ./workflows/
+	$(GO) test -tags mailshift_nextbuild -count=1 -run 'TestReplayHistories|TestReplayRedeployHistoriesOnTheNextBuild' ./workflows/
 	MAILSHIFT_TEMPORAL_CLUSTER_BIN=$$(deploy/cluster/build.sh) $(GO) test -tags cluster -count=1 -timeout 20m ./internal/cluster/
 	MAILSHIFT_TEMPORAL_CLUSTER_BIN=$$(deploy/cluster/build.sh) MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) \
 		bin/mailchaos -scenario cluster-all $(CLUSTER_CHAOS_ARGS)
