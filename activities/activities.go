@@ -63,6 +63,9 @@ type Mail interface {
 	Measure(ctx context.Context, ep mailcopy.Endpoint) (*mailcopy.Totals, error)
 	Clear(ctx context.Context, ep mailcopy.Endpoint) error
 	AppendOnce(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (bool, error)
+	// AppendMarked appends once (found again by its marker) and says
+	// where the message is.
+	AppendMarked(ctx context.Context, ep mailcopy.Endpoint, folder, marker string, msg []byte) (mailcopy.Placed, error)
 }
 
 // DNS checks and updates zones.
@@ -107,6 +110,8 @@ type Activities struct {
 	DefaultBudget int
 	// Metrics, if set, counts what the activities do.
 	Metrics Recorder
+	// Notify, if set, sends operator notifications.
+	Notify Notifier
 }
 
 // Recorder receives counters; the worker backs it with Prometheus.

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/mailshift/mailshift/internal/directory"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 )
 
 // Lease is a request for connections from a service's budget (the budget
@@ -22,6 +20,12 @@ type Lease struct {
 	Connections int    `json:"connections"`
 	// Limit is the service's budget as configured (the latest wins).
 	Limit int `json:"limit"`
+	// Plan is the holder's plan; Admission marks a request that admits
+	// the account to the copy (preflight, pre-copy passes): while its
+	// plan is paused, the budget grants it nothing. Later passes (the
+	// final delta while the owner is locked out, verify) are never held.
+	Plan      string `json:"plan,omitempty"`
+	Admission bool   `json:"admission,omitempty"`
 }
 
 // LeaseInput delivers a lease request to a service's budget workflow,
@@ -73,36 +77,6 @@ func (a *Activities) budgetOf(service string) int {
 	return a.DefaultBudget
 }
 
-// overloaded tells an answer by which a server says it is overloaded: the
-// budget gives that server a smaller share for a while.
-func overloaded(err error) bool {
-	if err == nil {
-		return false
-	}
-	s := strings.ToLower(err.Error())
-	for _, w := range []string{"[unavailable]", "[limit]", "throttl", "try again later", "too many connections", "connection refused", "maximum number of connections"} {
-		if strings.Contains(s, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// reportOverload tells service's budget that it said it was overloaded.
-func (a *Activities) reportOverload(ctx context.Context, service string, err error) {
-	if a.Temporal == nil || service == "" || !overloaded(err) {
-		return
-	}
-	why := err.Error()
-	if len(why) > 200 {
-		why = why[:200]
-	}
-	if serr := a.Temporal.SignalWorkflow(ctx, budgetID(service), "", "throttle", why); serr != nil {
-		// No budget running for it (nothing holds a lease): nothing to shrink.
-		a.log(ctx).Debug("report overload", zap.String("service", service), zap.Error(serr))
-	}
-}
-
 func budgetID(service string) string { return fmt.Sprintf("budget:%s", service) }
 
 // BudgetsInput names an account and its destination.
@@ -118,6 +92,12 @@ type BudgetsResult struct {
 	SourceBudget  int    `json:"sourceBudget"`
 	DestBudget    int    `json:"destBudget"`
 	Connections   int    `json:"connections"`
+	// DestConnections is what a copy pass opens on the destination: each
+	// of its Connections workers holds a session for SELECT and STATUS
+	// and, on a server with LITERAL+ (Dovecot), a second, pipelined one
+	// for its APPENDs. 0 (a migration that looked its budgets up before
+	// this existed): Connections.
+	DestConnections int `json:"destConnections,omitempty"`
 }
 
 // ServerBudgets looks up, read-only, the budgets of the servers a migration
@@ -126,7 +106,8 @@ func (a *Activities) ServerBudgets(ctx context.Context, in BudgetsInput) (*Budge
 	if err := checkAddress(in.Address); err != nil {
 		return nil, err
 	}
-	r := &BudgetsResult{DestBudget: a.budgetOf(in.To), Connections: max(1, a.Connections)}
+	conns := max(1, a.Connections)
+	r := &BudgetsResult{DestBudget: a.budgetOf(in.To), Connections: conns, DestConnections: 2 * conns}
 	acct, err := a.Dir.SourceAccount(ctx, in.Address)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):

@@ -76,6 +76,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	tot, err := a.Mail.Measure(ctx, ep)
 	stop()
 	if err != nil {
+		a.reportOverload(ctx, acct.ServiceID, err)
 		return nil, fromEngine(err)
 	}
 	need := max(tot.Bytes, acct.UsageBytes)

@@ -26,6 +26,9 @@ type CopyInput struct {
 	// Reported are the items earlier copy passes reported: verify accounts
 	// for them instead of calling them missing.
 	Reported []mailcopy.Skip `json:",omitempty"`
+	// Exclude are source messages that stay on the source (the owner's
+	// advance notice).
+	Exclude []mailcopy.Exclude `json:",omitempty"`
 }
 
 // FolderSummary is one folder's line in a copy summary.
@@ -107,6 +110,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		Checkpoints:     cps,
 		Logger:          a.Logger,
 		Locale:          in.Locale,
+		Exclude:         in.Exclude,
 		OnProgress: func(p mailcopy.Progress) {
 			latest = p
 			// The SDK throttles heartbeats itself; skip building details
@@ -128,8 +132,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			return true, nil
 		}
 		// A server that says it is overloaded gets a smaller share.
-		a.reportOverload(ctx, in.From, err)
-		a.reportOverload(ctx, in.To, err)
+		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
 		// Go on from where this connection got to.
 		if latest.Checkpoints != nil {
 			opts.Checkpoints = latest.Checkpoints
@@ -208,7 +211,8 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		var err error
 		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
 			Folders:     mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
-			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported})
+			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported, Exclude: in.Exclude})
+		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
 		return false, err
 	})
 	stop()

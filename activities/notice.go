@@ -52,28 +52,11 @@ var notices = map[string]noticeText{
 // Notice builds the message appended to the new INBOX when a migration
 // finishes: the new connection settings, in the account's language.
 func Notice(address string, sv directory.Service, locale, dnsPending, workflowID string) []byte {
-	lang := strings.ToLower(locale)
-	if len(lang) > 2 {
-		lang = lang[:2]
-	}
-	t, ok := notices[lang]
-	if !ok {
-		t = notices["en"]
-	}
+	t := notices[language(locale)]
 	var body bytes.Buffer
 	fmt.Fprintf(&body, "%s\r\n\r\n", t.hello)
 	fmt.Fprintf(&body, t.moved+"\r\n\r\n", address)
-	fmt.Fprintf(&body, "%s\r\n", t.settings)
-	fmt.Fprintf(&body, "  %s: %s\r\n", t.imap, sv.IMAPAddr)
-	if sv.SMTPAddr != "" {
-		fmt.Fprintf(&body, "  %s: %s\r\n", t.smtp, sv.SMTPAddr)
-	}
-	if sv.WebmailURL != "" {
-		fmt.Fprintf(&body, "  %s: %s\r\n", t.webmail, sv.WebmailURL)
-	}
-	if sv.Autodiscover != "" {
-		fmt.Fprintf(&body, "  %s: %s\r\n", t.autodiscover, strings.TrimSuffix(sv.Autodiscover, "."))
-	}
+	writeSettings(&body, t, sv)
 	fmt.Fprintf(&body, "\r\n%s\r\n", t.closed)
 	if dnsPending != "" {
 		fmt.Fprintf(&body, "\r\n"+t.dnsPending+"\r\n", dnsPending)
@@ -89,4 +72,33 @@ func Notice(address string, sv directory.Service, locale, dnsPending, workflowID
 	fmt.Fprintf(&msg, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 	msg.Write(body.Bytes())
 	return msg.Bytes()
+}
+
+// language is the notices' language for an account's locale ("fr_FR" is
+// French); English when there is no text in that language.
+func language(locale string) string {
+	lang := strings.ToLower(locale)
+	if len(lang) > 2 {
+		lang = lang[:2]
+	}
+	if _, ok := notices[lang]; !ok {
+		return "en"
+	}
+	return lang
+}
+
+// writeSettings lists the destination's settings for mail programs, as
+// both notices give them.
+func writeSettings(body *bytes.Buffer, t noticeText, sv directory.Service) {
+	fmt.Fprintf(body, "%s\r\n", t.settings)
+	fmt.Fprintf(body, "  %s: %s\r\n", t.imap, sv.IMAPAddr)
+	if sv.SMTPAddr != "" {
+		fmt.Fprintf(body, "  %s: %s\r\n", t.smtp, sv.SMTPAddr)
+	}
+	if sv.WebmailURL != "" {
+		fmt.Fprintf(body, "  %s: %s\r\n", t.webmail, sv.WebmailURL)
+	}
+	if sv.Autodiscover != "" {
+		fmt.Fprintf(body, "  %s: %s\r\n", t.autodiscover, strings.TrimSuffix(sv.Autodiscover, "."))
+	}
 }

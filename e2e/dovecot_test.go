@@ -42,6 +42,13 @@ func startLabOn(t *testing.T, dbPath string) *lab {
 // servers when tls is set.
 func startLabWith(t *testing.T, dbPath string, tls bool) *lab {
 	t.Helper()
+	return startLabOpts(t, dbPath, tls, false)
+}
+
+// startLabOpts is startLabWith, with Pigeonhole (ManageSieve, Sieve on
+// delivery) on both servers when sieve is set.
+func startLabOpts(t *testing.T, dbPath string, tls, sieve bool) *lab {
+	t.Helper()
 	ctx := context.Background()
 	dir, err := directory.Open(ctx, dbPath)
 	if err != nil {
@@ -65,9 +72,9 @@ func startLabWith(t *testing.T, dbPath string, tls bool) *lab {
 	}
 	mh := directory.HashPassword(masterPW)
 	src := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "mxplan", Directory: dbPath, Services: []string{"mxplan-1"},
-		MasterUser: "mailshift", MasterHash: mh, Port: srcPort, TLS: tls})
+		MasterUser: "mailshift", MasterHash: mh, Port: srcPort, TLS: tls, Sieve: sieve})
 	dst := testenv.StartDovecot(t, testenv.DovecotOptions{Name: "emailpro", Directory: dbPath, Services: []string{"emailpro-1"},
-		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, AppendLimit: 1 << 20, Port: dstPort, TLS: tls})
+		Separator: ".", Prefix: "INBOX.", MasterUser: "mailshift", MasterHash: mh, AppendLimit: 1 << 20, Port: dstPort, TLS: tls, Sieve: sieve})
 	return &lab{dbPath: dbPath, dir: dir, src: src, dst: dst}
 }
 

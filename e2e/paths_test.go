@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -407,8 +408,13 @@ func runPaths(t *testing.T, c client.Client, st *devstack.Stack, paths []path) {
 	}
 }
 
+// historyPrefix names histories recorded beside the existing ones (a new
+// workflow version's), so the older recordings still replay.
+var historyPrefix = flag.String("history-prefix", "", "prefix of the history files -update-history writes")
+
 func writeHistory(t *testing.T, h *historypb.History, name string) {
 	t.Helper()
+	name = *historyPrefix + name
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 	if err != nil {
 		t.Fatal(err)

@@ -59,6 +59,9 @@ commands:
   confirm|cancel|retry|rollback|skip-dns|recheck|approve-skipped|cutover-now (ADDRESS... | --plan ID) [--by NAME] [--reason TEXT]
   set-window (ADDRESS... | --plan ID) --window "22:00-06:00 Europe/Paris" [--by NAME] [--reason TEXT]
                                          (--window "" clears it: cut over as soon as the copy is done)
+  pause --plan ID                        stop admitting the plan's accounts to the copy: queued ones wait
+                                         holding no connection, running passes finish, locked accounts go on
+  resume --plan ID                       admit them again, in queue order
   report (--plan ID | ADDRESS...) [--format csv|items|json|html]
                                          csv: one row per account (lockout, counts by reason); items: one row
                                          per skipped or reported message, each once; html: printable summary
@@ -234,6 +237,15 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 			in.Window = *window
 		}
 		return env.ActWith(ctx, cmd, *planID, env.Args, in)
+	case "pause", "resume":
+		planID := f.String("plan", "", "")
+		if err := parse(); err != nil {
+			return err
+		}
+		if *planID == "" || len(env.Args) > 0 {
+			return usageError{fmt.Errorf("%s: want --plan ID (and nothing else)", cmd)}
+		}
+		return env.Pause(ctx, *planID, cmd == "resume")
 	case "report":
 		planID := f.String("plan", "", "")
 		format := f.String("format", "csv", "")

@@ -35,6 +35,9 @@ func TestOperatorInputRefusedBeforeConnecting(t *testing.T) {
 		{[]string{"set-window", "alice@example.com", "--window", "25:00-06:00 Europe/Paris"}, "--window:"},
 		{[]string{"set-window", "alice@example.com", "--window", "22:00-06:00 Mars/Olympus"}, "--window:"},
 		{[]string{"cutover-now", "alice@example.com", "--window", "22:00-06:00 Europe/Paris"}, "flag provided but not defined: -window"},
+		{[]string{"pause", "--plan", "wave'x"}, "--plan: plan ID"},
+		{[]string{"resume"}, "resume: want --plan ID"},
+		{[]string{"pause", "alice@example.com", "--plan", "wave-1"}, "pause: want --plan ID (and nothing else)"},
 	} {
 		args := append([]string{"--temporal", "127.0.0.1:1"}, tc.args...)
 		err := run(args, &bytes.Buffer{}, func(string) string { return "" })

@@ -61,6 +61,14 @@ func run() error {
 		}
 		defer st.Close()
 		acts = a
+		// The demo notifies too when notify is configured.
+		n, err := app.Notifier(cfg.Notify)
+		if err != nil {
+			return err
+		}
+		if n != nil {
+			acts.Notify = n
+		}
 		if err := app.WriteDevInfo(cfg.DevDir, dsn, st, cfg.DevAccounts); err != nil {
 			return err
 		}
@@ -132,6 +140,7 @@ func run() error {
 			stages = append(stages, string(s))
 		}
 		go m.WatchStages(mctx, c, stages, 30*time.Second, log)
+		go m.WatchBudgets(mctx, c, workflows.BudgetWorkflowName, app.ReadBudget, 15*time.Second, log)
 		log.Info("metrics on /metrics, probes on /healthz and /readyz", zap.String("addr", cfg.MetricsAddr))
 	}
 	w := app.NewWorker(c, cfg.TaskQueue, acts, worker.Options{})

@@ -140,7 +140,8 @@ type Input struct {
 	DNSMaxInterval string `json:"dnsMaxInterval,omitempty"`
 	// SlotRecheck is the wait between looks for a free slot (default "5m").
 	SlotRecheck string `json:"slotRecheck,omitempty"`
-	// NoNotice turns off the notice appended to the new INBOX.
+	// NoNotice turns off the owner's notices: the advance notice in the
+	// old INBOX and the notice appended to the new one.
 	NoNotice bool `json:"noNotice,omitempty"`
 	// CutoverWindow is the daily window in which the source is locked and
 	// the routing switched: "22:00-06:00 Europe/Paris" (start-end, 24 h
@@ -332,6 +333,14 @@ type State struct {
 	Carry   int                       `json:"carry,omitempty"`
 	Filters *activities.FiltersResult `json:"filters,omitempty"`
 	Aliases []string                  `json:"aliases,omitempty"`
+	// Notify is 1 when the owner gets an advance notice in the source
+	// INBOX and operators get notifications (versioned "notify").
+	// Advance is where the notice is (the copy leaves it on the source);
+	// PassSeconds the last copy pass's measured time, from which the
+	// notice estimates the lockout.
+	Notify      int                       `json:"notify,omitempty"`
+	Advance     *activities.AdvanceResult `json:"advance,omitempty"`
+	PassSeconds float64                   `json:"passSeconds,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`

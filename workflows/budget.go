@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -31,6 +32,12 @@ const (
 	SignalThrottle     = "throttle"
 	SignalGranted      = "granted"
 	QueryBudget        = "budget"
+	// SignalQueued tells a waiting holder its place in the queue
+	// (LeaseQueued); SignalPause and SignalResume stop and restart the
+	// admission of a plan's accounts (PlanAdmission).
+	SignalQueued = "queued"
+	SignalPause  = "pause"
+	SignalResume = "resume"
 
 	budgetIDPrefix = "budget:"
 	// budgetSweep is how often the budget looks for holders that closed
@@ -68,6 +75,57 @@ type BudgetState struct {
 	// Peak is the most connections held at once; Granted counts leases.
 	Peak    int `json:"peak"`
 	Granted int `json:"granted"`
+	// Throttles counts the halvings of the share (one a minute at most),
+	// Overloads every overload answer reported.
+	Throttles int `json:"throttles,omitempty"`
+	Overloads int `json:"overloads,omitempty"`
+	// Paused are the plans whose accounts are not admitted to the copy
+	// now (starter pause --plan); their queued requests keep their place
+	// and hold nothing. Told is the place last told to each waiting
+	// lease (-1: told it is paused).
+	Paused []string       `json:"paused,omitempty"`
+	Told   map[string]int `json:"told,omitempty"`
+}
+
+// PlanAdmission names the plan a pause or resume signal is about.
+type PlanAdmission struct {
+	Plan string `json:"plan"`
+}
+
+// LeaseQueued tells a holder where its request waits: Ahead requests
+// will be granted before it; Paused when its plan is paused.
+type LeaseQueued struct {
+	Lease   string `json:"lease"`
+	Service string `json:"service"`
+	Ahead   int    `json:"ahead"`
+	Paused  bool   `json:"paused,omitempty"`
+	Plan    string `json:"plan,omitempty"`
+}
+
+// IsPaused tells whether plan's admission is paused.
+func (b *BudgetState) IsPaused(plan string) bool {
+	return plan != "" && slices.Contains(b.Paused, plan)
+}
+
+// held tells whether r waits because its plan is paused.
+func (b *BudgetState) held(r LeaseRequest) bool {
+	return r.Admission && b.IsPaused(r.Plan)
+}
+
+// Ahead is how many requests will be granted before holder's (-1: not
+// queued) and whether holder's request waits for its plan's resume. The
+// requests of paused plans are not counted ahead of others: they let
+// the others pass.
+func (b *BudgetState) Ahead(holder string) (ahead int, paused bool) {
+	for _, q := range b.Queue {
+		if q.Holder == holder {
+			return ahead, b.held(q)
+		}
+		if !b.held(q) {
+			ahead++
+		}
+	}
+	return -1, false
 }
 
 func (b *BudgetState) used() int {
@@ -101,6 +159,11 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 	b.acquire = workflow.GetSignalChannel(ctx, SignalAcquire)
 	b.release = workflow.GetSignalChannel(ctx, SignalRelease)
 	b.throttle = workflow.GetSignalChannel(ctx, SignalThrottle)
+	b.pause = workflow.GetSignalChannel(ctx, SignalPause)
+	b.resume = workflow.GetSignalChannel(ctx, SignalResume)
+	// Versioned: a budget started before queue notices replays without
+	// sending them, and sends them from its next run on.
+	b.notices = workflow.GetVersion(ctx, "budget-queue-notices", workflow.DefaultVersion, 1) == 1
 	sweepAt := workflow.Now(ctx).Add(budgetSweep)
 	for {
 		b.grant(ctx)
@@ -126,6 +189,16 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 			c.Receive(ctx, &why)
 			b.onThrottle(ctx, why)
 		})
+		s.AddReceive(b.pause, func(c workflow.ReceiveChannel, _ bool) {
+			var p PlanAdmission
+			c.Receive(ctx, &p)
+			b.onPause(p.Plan, true)
+		})
+		s.AddReceive(b.resume, func(c workflow.ReceiveChannel, _ bool) {
+			var p PlanAdmission
+			c.Receive(ctx, &p)
+			b.onPause(p.Plan, false)
+		})
 		s.AddFuture(workflow.NewTimerWithOptions(tctx, max(wait, time.Second),
 			workflow.TimerOptions{Summary: "budget: grow the share back, look for closed holders"}), func(workflow.Future) {})
 		s.Select(ctx)
@@ -139,22 +212,24 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 			b.sweep(ctx)
 		}
 		b.drain(ctx)
-		if len(b.st.Held)+len(b.st.Queue) == 0 && b.st.Share >= float64(b.st.Limit) {
+		if len(b.st.Held)+len(b.st.Queue)+len(b.st.Paused) == 0 && b.st.Share >= float64(b.st.Limit) {
 			// Nothing held or asked for: the workflow ends; the next request
 			// starts it again (signal-with-start).
 			return nil
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			b.grant(ctx)
+			b.drain(ctx)
 			return workflow.NewContinueAsNewError(ctx, BudgetWorkflowName, b.st)
 		}
 	}
 }
 
 type budget struct {
-	st                         BudgetState
-	log                        interface{ Warn(string, ...interface{}) }
-	acquire, release, throttle workflow.ReceiveChannel
+	st                                        BudgetState
+	log                                       interface{ Warn(string, ...interface{}) }
+	acquire, release, throttle, pause, resume workflow.ReceiveChannel
+	notices                                   bool
 }
 
 // drain handles every signal already delivered, so none is lost when the
@@ -163,6 +238,7 @@ func (b *budget) drain(ctx workflow.Context) {
 	for {
 		var r LeaseRequest
 		var lease, why string
+		var p PlanAdmission
 		switch {
 		case b.acquire.ReceiveAsync(&r):
 			b.onAcquire(r)
@@ -170,6 +246,10 @@ func (b *budget) drain(ctx workflow.Context) {
 			b.onRelease(lease)
 		case b.throttle.ReceiveAsync(&why):
 			b.onThrottle(ctx, why)
+		case b.pause.ReceiveAsync(&p):
+			b.onPause(p.Plan, true)
+		case b.resume.ReceiveAsync(&p):
+			b.onPause(p.Plan, false)
 		default:
 			return
 		}
@@ -194,13 +274,28 @@ func (b *budget) onAcquire(r LeaseRequest) {
 func (b *budget) onRelease(lease string) {
 	b.st.Held = keep(b.st.Held, func(l LeaseRequest) bool { return l.Lease != lease })
 	b.st.Queue = keep(b.st.Queue, func(l LeaseRequest) bool { return l.Lease != lease })
+	delete(b.st.Told, lease)
+}
+
+// onPause pauses or resumes plan's admission. Idempotent: pausing twice
+// is one pause.
+func (b *budget) onPause(plan string, paused bool) {
+	if plan == "" {
+		return
+	}
+	b.st.Paused = slices.DeleteFunc(b.st.Paused, func(p string) bool { return p == plan })
+	if paused {
+		b.st.Paused = append(b.st.Paused, plan)
+	}
 }
 
 // onThrottle halves the share (multiplicative decrease), at most once a
 // minute: one overloaded moment seen by several copies counts once.
 func (b *budget) onThrottle(ctx workflow.Context, why string) {
 	now := workflow.Now(ctx)
+	b.st.Overloads++
 	if now.Sub(b.st.Throttled) >= budgetRecover {
+		b.st.Throttles++
 		b.st.Share = max(1, b.st.Share/2)
 		b.log.Warn("server overloaded: share halved", "service", b.st.Service, "share", b.st.Share, "why", why)
 	}
@@ -208,15 +303,23 @@ func (b *budget) onThrottle(ctx workflow.Context, why string) {
 }
 
 // grant admits queued requests in order while they fit in the share; a
-// request larger than the whole share runs alone rather than never.
+// request larger than the whole share runs alone rather than never. The
+// requests of a paused plan keep their place and let the others pass.
+// Then each waiter whose place changed enough is told.
 func (b *budget) grant(ctx workflow.Context) {
-	for len(b.st.Queue) > 0 {
-		r := b.st.Queue[0]
+	defer b.tell(ctx)
+	for i := 0; i < len(b.st.Queue); {
+		r := b.st.Queue[i]
+		if b.st.held(r) {
+			i++
+			continue
+		}
 		used := b.st.used()
 		if used > 0 && used+r.Connections > int(b.st.Share) {
 			return
 		}
-		b.st.Queue = b.st.Queue[1:]
+		b.st.Queue = slices.Delete(b.st.Queue, i, i+1)
+		delete(b.st.Told, r.Lease)
 		err := workflow.SignalExternalWorkflow(ctx, r.Holder, "", SignalGranted, LeaseGrant{Lease: r.Lease, Service: b.st.Service}).Get(ctx, nil)
 		if err != nil {
 			// The holder is gone (closed): its request lapses.
@@ -226,6 +329,51 @@ func (b *budget) grant(ctx workflow.Context) {
 		b.st.Held = append(b.st.Held, r)
 		b.st.Granted++
 		b.st.Peak = max(b.st.Peak, b.st.used())
+	}
+}
+
+// tell sends each waiting holder its place when it first waits, when its
+// plan is paused or resumed, at every place under five and each time its
+// place halves: a holder of a queue of n hears about 5 + log2(n/5) times,
+// not n, and its status says "queued for <service> (n ahead)".
+func (b *budget) tell(ctx workflow.Context) {
+	if !b.notices || len(b.st.Queue) == 0 {
+		return
+	}
+	// Keep only the waiters' places (a holder the sweep found closed
+	// leaves none behind).
+	told := make(map[string]int, len(b.st.Queue))
+	for _, q := range b.st.Queue {
+		if v, ok := b.st.Told[q.Lease]; ok {
+			told[q.Lease] = v
+		}
+	}
+	b.st.Told = told
+	var sent []workflow.Future
+	ahead := 0
+	for _, q := range b.st.Queue {
+		place, paused := ahead, b.st.held(q)
+		if paused {
+			place = -1
+		} else {
+			ahead++
+		}
+		told, ok := b.st.Told[q.Lease]
+		if ok && told == place {
+			continue
+		}
+		if ok && told >= 0 && place >= 5 && place > told/2 && place < told {
+			continue
+		}
+		b.st.Told[q.Lease] = place
+		sent = append(sent, workflow.SignalExternalWorkflow(ctx, q.Holder, "", SignalQueued,
+			LeaseQueued{Lease: q.Lease, Service: b.st.Service, Ahead: max(place, 0), Paused: paused, Plan: q.Plan}))
+	}
+	for _, f := range sent {
+		if err := f.Get(ctx, nil); err != nil {
+			// A holder that closed: the sweep takes its request out.
+			b.log.Warn("tell a waiting holder its place", "error", err)
+		}
 	}
 }
 
@@ -299,7 +447,11 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 		}
 		m.st.LeaseSeq++
 		lease := fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq)
-		req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit}
+		req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit,
+			// Only the first lease admits: a pass granted its source share
+			// is admitted, and its destination request is never held by a
+			// pause (it would hold the source share meanwhile).
+			Plan: m.in.Plan, Admission: len(held) == 0 && m.admission()}
 		if err := workflow.ExecuteActivity(short(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections"),
 			a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
 				Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
@@ -307,18 +459,27 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 		}
 		// Until granted, a stop (rollback, cancel) withdraws the request.
 		held = append(held, LeaseGrant{Lease: lease, Service: sh.service})
-		m.st.WaitingFor = fmt.Sprintf("a share of %s's connection budget (%d connections; queued in order, see query %q on %s)",
-			sh.service, sh.limit, QueryBudget, BudgetWorkflowID(sh.service))
+		m.st.WaitingFor = "queued for " + sh.service
 		m.details(ctx)
 		ch := workflow.GetSignalChannel(ctx, SignalGranted)
+		queued := workflow.GetSignalChannel(ctx, SignalQueued)
 		for {
 			var g LeaseGrant
+			var q LeaseQueued
 			sel := workflow.NewSelector(ctx)
 			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &g) })
+			sel.AddReceive(queued, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &q) })
 			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 			sel.Select(ctx)
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if q.Lease != "" {
+				if q.Lease == lease {
+					m.st.WaitingFor = queuedFor(q)
+					m.details(ctx)
+				}
+				continue
 			}
 			if g.Lease == lease {
 				break
@@ -332,6 +493,32 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 		m.st.WaitingFor = ""
 	}
 	return f(ctx)
+}
+
+// admission tells whether a lease asked for now admits the account to
+// the copy (preflight and the pre-copy passes, while the owner still
+// works): a paused plan holds those back. Once the source is locked,
+// nothing waits for a resume: the owner's lockout must not grow.
+func (m *migration) admission() bool {
+	if m.rollback || m.cancelled {
+		return false // undoing, not admitting
+	}
+	switch m.st.Stage {
+	case StagePreflight:
+		return true
+	case StageCopy:
+		return m.before(StageLockSource)
+	}
+	return false
+}
+
+// queuedFor is what a waiting migration says of its place in a queue.
+func queuedFor(q LeaseQueued) string {
+	s := fmt.Sprintf("queued for %s (%d ahead)", q.Service, q.Ahead)
+	if q.Paused {
+		s = fmt.Sprintf("queued for %s, paused: plan %s is paused (starter resume --plan %s)", q.Service, q.Plan, q.Plan)
+	}
+	return s
 }
 
 // budgets looks the servers' budgets up once (before preflight, whose
@@ -355,7 +542,11 @@ func (m *migration) copyShares() []share {
 	if b == nil {
 		return nil
 	}
-	return []share{{b.SourceService, b.Connections, b.SourceBudget}, {m.in.To, b.Connections, b.DestBudget}}
+	dest := b.Connections
+	if b.DestConnections > 0 {
+		dest = b.DestConnections
+	}
+	return []share{{b.SourceService, b.Connections, b.SourceBudget}, {m.in.To, dest, b.DestBudget}}
 }
 
 // sourceShare is one connection on the source (preflight's measure).

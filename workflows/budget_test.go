@@ -18,11 +18,13 @@ func TestCopiesHoldLeases(t *testing.T) {
 	h := newHarness(t)
 	var mu sync.Mutex
 	var asked, released []string
+	most := map[string]int{} // the most connections asked of each budget
 	h.env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1",
-		SourceBudget: 4, DestBudget: 6, Connections: 2}, nil)
+		SourceBudget: 4, DestBudget: 6, Connections: 2, DestConnections: 4}, nil)
 	h.env.OnActivity(a.RequestLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LeaseInput) error {
 		mu.Lock()
 		asked = append(asked, in.WorkflowID)
+		most[in.WorkflowID] = max(most[in.WorkflowID], in.Request.Connections)
 		mu.Unlock()
 		// The budget grants a little later.
 		h.env.RegisterDelayedCallback(func() {
@@ -45,6 +47,11 @@ func TestCopiesHoldLeases(t *testing.T) {
 	// verify: source and destination each; finish: destination.
 	if len(asked) != 12 || asked[0] != "budget:mxplan-1" || asked[1] != "budget:mxplan-1" || asked[2] != "budget:emailpro-1" || asked[len(asked)-1] != "budget:emailpro-1" {
 		t.Fatalf("leases asked = %v", asked)
+	}
+	// A copy pass asks the destination for its pipelined APPEND sessions
+	// too: 2 workers, 2 sessions each.
+	if most["budget:mxplan-1"] != 2 || most["budget:emailpro-1"] != 4 {
+		t.Fatalf("most connections asked: %v, want 2 of the source and 4 of the destination", most)
 	}
 	if len(released) != len(asked) {
 		t.Fatalf("released %d leases of %d asked: %v", len(released), len(asked), released)

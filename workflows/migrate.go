@@ -108,6 +108,9 @@ func (m *migration) setup(ctx workflow.Context) error {
 		if workflow.GetVersion(ctx, "filters-aliases", workflow.DefaultVersion, 1) == 1 {
 			m.st.Carry = 1
 		}
+		if workflow.GetVersion(ctx, "notify", workflow.DefaultVersion, 1) == 1 {
+			m.st.Notify = 1
+		}
 	}
 	m.stages = stagesOf(m.st.Order)
 	m.log = log.With(m.log, "account", m.in.Address, "plan", m.in.Plan)
@@ -372,6 +375,7 @@ func (m *migration) needsAttention(ctx workflow.Context, failed Stage, err error
 	m.log.Error("stage failed; waiting for an operator", "stage", failed, "error", m.st.LastError, "type", m.st.ErrorType)
 	m.enter(ctx, StageNeedsAttention)
 	m.action = ""
+	m.notifyAttention(ctx, failed)
 	if err := workflow.Await(ctx, func() bool { return m.action != "" || m.cancelled || m.rollback }); err != nil {
 		return "", err
 	}
@@ -429,6 +433,7 @@ func (m *migration) doRollback(ctx workflow.Context, outcome Stage) (*Result, er
 
 func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error) {
 	m.enter(ctx, outcome)
+	m.notifyPlan(ctx, outcome)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	r := &Result{Address: m.in.Address, To: m.in.To, Plan: m.in.Plan, Outcome: outcome, ConfirmedBy: m.st.ConfirmedBy,
 		DeltaCopied: m.st.DeltaMsgs, Skipped: m.st.Skips, DNSPending: m.st.DNSPend, DNS: m.st.DNS,

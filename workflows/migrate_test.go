@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailshift/mailshift/activities"
 	"github.com/mailshift/mailshift/internal/dnscheck"
+	"github.com/mailshift/mailshift/internal/mailcopy"
 )
 
 const addr = "alice@example.com"
@@ -80,6 +81,10 @@ func (h *harness) defaults() {
 	env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(&activities.VerifySummary{Checked: 13}, nil).Maybe()
 	env.OnActivity(a.Finish, mock.Anything, mock.Anything).Return(&activities.FinishResult{NoticeAppended: true}, nil).Maybe()
 	env.OnActivity(a.Rollback, mock.Anything, mock.Anything).Return(nil).Maybe()
+	env.OnActivity(a.AdvanceNotice, mock.Anything, mock.Anything).Return(&activities.AdvanceResult{Marker: "<advance@mailshift.invalid>",
+		Placed: mailcopy.Placed{Folder: "INBOX", UIDValidity: 1, UID: 11, Added: true}}, nil).Maybe()
+	env.OnActivity(a.NotifyOperator, mock.Anything, mock.Anything).Return(&activities.NotifyResult{}, nil).Maybe()
+	env.OnActivity(a.ReportToPlan, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
 func (h *harness) run(in Input) *Result {

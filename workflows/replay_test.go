@@ -34,15 +34,26 @@ func TestReplayHistories(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var in Input
 			start := hist.Events[0].GetWorkflowExecutionStartedEventAttributes()
-			if err := converter.GetDefaultDataConverter().FromPayloads(start.GetInput(), &in); err != nil {
-				t.Fatal(err)
-			}
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(MigrateAccount, workflow.RegisterOptions{Name: WorkflowName})
+			r.RegisterWorkflowWithOptions(ServerBudget, workflow.RegisterOptions{Name: BudgetWorkflowName})
+			var id string
+			if start.GetWorkflowType().GetName() == BudgetWorkflowName {
+				var st BudgetState
+				if err := converter.GetDefaultDataConverter().FromPayloads(start.GetInput(), &st); err != nil {
+					t.Fatal(err)
+				}
+				id = BudgetWorkflowID(st.Service)
+			} else {
+				var in Input
+				if err := converter.GetDefaultDataConverter().FromPayloads(start.GetInput(), &in); err != nil {
+					t.Fatal(err)
+				}
+				id = WorkflowID(in.Address)
+			}
 			err = r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{
-				OriginalExecution: workflow.Execution{ID: WorkflowID(in.Address), RunID: "replay"}})
+				OriginalExecution: workflow.Execution{ID: id, RunID: "replay"}})
 			if err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}

@@ -21,6 +21,10 @@ const deltaEvery = 3
 // lockSource blocks the owner's logins; a rollback request stops it. The
 // owner's lockout is measured from here to the routing switch.
 func (m *migration) lockSource(ctx workflow.Context) error {
+	// Cut over without a window: the owner is told just before the lock.
+	if err := m.advanceNotice(ctx, windowState{Open: true, Opens: workflow.Now(ctx)}); err != nil {
+		return err
+	}
 	err := m.cancellable(ctx, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(short(ctx, "lock-source: block the owner's logins"), a.LockSource, activities.LockInput{Address: m.in.Address, WorkflowID: m.wid}).Get(ctx, nil)
 	})
@@ -190,6 +194,9 @@ func (m *migration) waitWindow(ctx workflow.Context) error {
 			return temporal.NewNonRetryableApplicationError("cutover window: "+res.Err, activities.ErrTypeBadInput, nil)
 		}
 		ws := res.W
+		if err := m.advanceNotice(ctx, ws); err != nil {
+			return err
+		}
 		if ws.Open {
 			break
 		}
@@ -429,7 +436,7 @@ func (m *migration) awaitConfirm(ctx workflow.Context) error {
 func (m *migration) copyInput(delta bool) activities.CopyInput {
 	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
 		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta,
-		Locale: m.st.Preflight.Locale, Reported: m.st.Skips}
+		Locale: m.st.Preflight.Locale, Reported: m.st.Skips, Exclude: m.exclude()}
 }
 
 // copy runs a full copy or a delta pass and records its checkpoints, so the
@@ -443,6 +450,7 @@ func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error
 	}
 	m.st.Checkpts = sum.Checkpoints
 	m.st.Updated = workflow.Now(ctx)
+	m.st.PassSeconds = sum.Seconds
 	m.lastCopied = sum.Copied
 	m.st.Skips = appendSkips(m.st.Skips, sum.Skips)
 	m.st.Reported = appendSkips(m.st.Reported, sum.Reported)

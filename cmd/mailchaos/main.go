@@ -27,8 +27,9 @@ type scenario struct {
 }
 
 type flags struct {
-	killEvery, dnsOutage time.Duration
-	saveHistories        string
+	killEvery, dnsOutage, unavailable time.Duration
+	budget                            int
+	saveHistories                     string
 }
 
 var scenarios = []scenario{
@@ -42,13 +43,19 @@ var scenarios = []scenario{
 		func(o *reliability.Options, f flags) { o.RestartTemporal = true }},
 	{"postgres-restart", "the directory's PostgreSQL stopped abruptly and started again", 20, 150,
 		func(o *reliability.Options, f flags) { o.RestartPostgres = true }},
+	{"kill-lease-holders", "SIGKILL a worker while it holds server connections under its leases (up to 4 times, 10 s + up to 3x -kill-every apart); both servers under a connection budget", 20, 150,
+		func(o *reliability.Options, f flags) {
+			o.KillHolders, o.Budget = 3*f.killEvery, f.budget
+		}},
+	{"source-unavailable", "the source answers every new connection NO [UNAVAILABLE] for a while; both servers under a connection budget", 20, 150,
+		func(o *reliability.Options, f flags) { o.UnavailableFor, o.Budget = f.unavailable, f.budget }},
 	{"load", "1,000 small accounts, no faults", 1000, 3, func(*reliability.Options, flags) {}},
 	{"load-realistic", "100 accounts with folders, 30 KiB mean messages and one 2 MiB message each", 100, 200,
 		func(o *reliability.Options, f flags) { o.Realistic = true }},
 }
 
 // faultScenarios is what "all" runs: every fault, not the load plans.
-const faultScenarios = 5
+const faultScenarios = 7
 
 func main() {
 	if err := run(); err != nil {
@@ -75,6 +82,8 @@ func run() error {
 	var f flags
 	flag.DurationVar(&f.killEvery, "kill-every", 4*time.Second, "kill-workers: longest wait between two kills")
 	flag.DurationVar(&f.dnsOutage, "dns-outage", 15*time.Second, "dns-primary-down: how long the primary stays down")
+	flag.DurationVar(&f.unavailable, "unavailable", 20*time.Second, "source-unavailable: how long the source answers NO [UNAVAILABLE]")
+	flag.IntVar(&f.budget, "budget", 4, "kill-lease-holders, source-unavailable: connections per server (a copy opens 2)")
 	bin := flag.String("bin", "bin", "directory holding the worker binary")
 	flag.StringVar(&f.saveHistories, "save-histories", "", "redeploy: write the histories of one account per group here (for replay tests)")
 	timeout := flag.Duration("timeout", 40*time.Minute, "per run")
@@ -153,15 +162,15 @@ func run() error {
 	}
 	fmt.Printf("\nsummary: %d scenarios x %d runs\n", len(chosen), *runs)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\trun\taccounts\tdone\tmessages\tMB\tdelivered\tacc/min\tp50\tp95\tevents max\tactions avg\tRSS MB\tfaults\tviolations")
+	fmt.Fprintln(tw, "scenario\trun\taccounts\tdone\tmessages\tMB\tdelivered\tacc/min\tp50\tp95\tevents max\tactions avg\tRSS MB\tpeak src/dst\tfaults\tviolations")
 	for _, l := range lines {
 		if l.err != nil {
-			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tcould not run: %v\n", l.scenario, l.run, l.err)
+			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tcould not run: %v\n", l.scenario, l.run, l.err)
 			continue
 		}
 		r := l.rep
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%d\t%.1f\t%s\t%s\t%d\t%.0f\t%.0f\t%s\t%d\n", l.scenario, l.run, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
-			r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.ActionsMean, r.WorkerRSSMB, r.Faults(), len(r.Violations))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%d\t%.1f\t%s\t%s\t%d\t%.0f\t%.0f\t%s\t%s\t%d\n", l.scenario, l.run, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
+			r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.ActionsMean, r.WorkerRSSMB, r.Peaks(), r.Faults(), len(r.Violations))
 	}
 	tw.Flush()
 	fmt.Printf("runs with a violation or a failure: %d of %d\n", failed, len(lines))

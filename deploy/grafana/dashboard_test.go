@@ -12,6 +12,13 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/app"
+	"github.com/mailshift/mailshift/internal/mailcopy"
 	"github.com/mailshift/mailshift/internal/metrics"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
@@ -73,6 +80,32 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m := metrics.New()
 	defer m.Close()
 	m.Copied(3, 4096)
+	m.Throttled("mxplan-1", mailcopy.OverloadUnavailable)
+	// A real budget workflow, kept running by a paused plan, read the way
+	// the worker reads it.
+	w := app.NewWorker(c, workflows.TaskQueue, &activities.Activities{}, worker.Options{})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	id := workflows.BudgetWorkflowID("mxplan-1")
+	if _, err := c.SignalWithStartWorkflow(context.Background(), id, workflows.SignalPause, workflows.PlanAdmission{Plan: "p"},
+		client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.BudgetWorkflowName,
+		workflows.BudgetState{Service: "mxplan-1", Limit: 4, Share: 4}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if err := m.RefreshBudgets(context.Background(), c, workflows.BudgetWorkflowName, app.ReadBudget); err != nil {
+			t.Fatal(err)
+		}
+		if fams, _ := m.Registry.Gather(); hasFamily(fams, "mailshift_budget_share") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the running budget was never read")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	h := m.Temporal()
 	h.WithTags(map[string]string{"stage": string(workflows.StageCopy)}).Timer(workflows.MetricStageDuration).Record(time.Second)
 	h.WithTags(map[string]string{"stage": string(workflows.StagePreflight), "error_type": "RedirectionPresent"}).Counter(workflows.MetricNeedsAttention).Inc(1)
@@ -110,6 +143,15 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func hasFamily(fams []*dto.MetricFamily, name string) bool {
+	for _, f := range fams {
+		if f.GetName() == name {
+			return true
+		}
+	}
+	return false
 }
 
 func keys(m map[string]bool) string {

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"github.com/mailshift/mailshift/internal/dnscheck"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/notify"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -34,6 +36,7 @@ func NewWorker(c client.Client, taskQueue string, acts *activities.Activities, o
 	w := worker.New(c, taskQueue, opts)
 	w.RegisterWorkflowWithOptions(workflows.MigrateAccount, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.ServerBudget, workflow.RegisterOptions{Name: workflows.BudgetWorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.PlanWatch, workflow.RegisterOptions{Name: workflows.PlanWatchName})
 	if acts.Temporal == nil {
 		acts.Temporal = c
 	}
@@ -69,7 +72,7 @@ func Activities(ctx context.Context, cfg config.Config, dir *directory.Store, lo
 		}
 		master.RootCAs = pool
 	}
-	return &activities.Activities{
+	acts := &activities.Activities{
 		Dir:           dir,
 		Mail:          mailcopy.Engine{},
 		DNS:           ops,
@@ -78,7 +81,15 @@ func Activities(ctx context.Context, cfg config.Config, dir *directory.Store, lo
 		Logger:        log,
 		Budgets:       cfg.ServerBudgets,
 		DefaultBudget: cfg.DefaultServerBudget,
-	}, nil
+	}
+	n, err := Notifier(cfg.Notify)
+	if err != nil {
+		return nil, err
+	}
+	if n != nil {
+		acts.Notify = n
+	}
+	return acts, nil
 }
 
 // DevInfo is what the dev mode tells the starter (no secrets).
@@ -162,4 +173,32 @@ func ReadDevInfo(dir string) (*DevInfo, error) {
 	}
 	var info DevInfo
 	return &info, json.Unmarshal(b, &info)
+}
+
+// Notifier builds the operator notifier of a configuration (nil: no
+// channel configured).
+func Notifier(n config.Notify) (*notify.Notifier, error) {
+	if !n.Enabled() {
+		return nil, nil
+	}
+	out := &notify.Notifier{}
+	if n.WebhookURL != "" {
+		wh := &notify.Webhook{URL: n.WebhookURL, Timeout: n.Timeout(), Attempts: n.WebhookAttempts}
+		if n.WebhookSecret != "" {
+			wh.Secret = []byte(n.WebhookSecret)
+		}
+		out.Channels = append(out.Channels, wh)
+	}
+	if n.SMTPRelay != "" {
+		m := &notify.Mail{Relay: n.SMTPRelay, From: n.From, To: n.To, RequireTLS: n.SMTPRequireTLS, Username: n.SMTPUser, Password: n.SMTPPassword}
+		if n.SMTPCAFile != "" {
+			pool, err := mailcopy.LoadCAs(n.SMTPCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("notify.smtpCAFile: %w", err)
+			}
+			m.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		out.Channels = append(out.Channels, m)
+	}
+	return out, nil
 }

@@ -171,6 +171,7 @@ func (e *Env) Status(ctx context.Context, planID string, addrs []string) ([]Line
 		return nil, err
 	}
 	e.printLines(lines)
+	e.printBudgets(ctx, planID)
 	return lines, nil
 }
 
@@ -307,6 +308,7 @@ func (e *Env) watch(ctx context.Context, title, planID string, addrs []string, i
 			fmt.Fprintln(e.Out)
 		}
 		fmt.Fprint(e.Out, frame)
+		e.printBudgets(ctx, planID)
 		if len(lines) > 0 && settled+blocked == len(lines) {
 			fmt.Fprintln(e.Out)
 			e.printLines(lines)

@@ -60,6 +60,8 @@ func waitNote(l Line, now time.Time) string {
 	switch {
 	case p.Stage == workflows.StageNeedsAttention:
 		note = fmt.Sprintf("failed at %s: [%s] %s", p.FailedStage, p.ErrorType, p.LastError)
+	case strings.HasPrefix(p.WaitingFor, "queued for "):
+		note = p.WaitingFor
 	case p.WaitingFor != "":
 		note = "waits for " + p.WaitingFor
 	case p.Stage == workflows.StageAwaitConfirm:

@@ -79,6 +79,9 @@ type Config struct {
 	CodecUIOrigin   string `json:"codecUIOrigin"`
 	CodecToken      string `json:"-"`
 
+	// Notify configures operator notifications (notify.go).
+	Notify Notify `json:"notify"`
+
 	// Dev runs the embedded platform in-process.
 	Dev    bool   `json:"dev"`
 	DevDir string `json:"devDir"`
@@ -142,6 +145,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	env("MAILSHIFT_METRICS_ADDR", &c.MetricsAddr)
 	env("MAILSHIFT_CODEC_KEY_FILE", &c.CodecKeyFile)
 	env("MAILSHIFT_CODEC_TOKEN", &c.CodecToken)
+	env("MAILSHIFT_NOTIFY_WEBHOOK_URL", &c.Notify.WebhookURL)
+	env("MAILSHIFT_NOTIFY_WEBHOOK_SECRET", &c.Notify.WebhookSecret)
+	env("MAILSHIFT_NOTIFY_SMTP_PASSWORD", &c.Notify.SMTPPassword)
 	if v := getenv("MAILSHIFT_CONNECTIONS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -173,6 +179,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("master password file: %w", err)
 		}
 		c.MasterPassword = strings.TrimSpace(string(b))
+	}
+	if err := c.Notify.readSecrets(); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
 }
@@ -225,6 +234,7 @@ func (c Config) Validate() error {
 	if c.CodecServerAddr != "" && (c.CodecKeyFile == "" || c.CodecToken == "") {
 		errs = append(errs, errors.New("codecServerAddr needs codecKeyFile and MAILSHIFT_CODEC_TOKEN"))
 	}
+	errs = append(errs, c.Notify.validate()...)
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			errs = append(errs, fmt.Errorf("metricsAddr %q: want host:port or :port", c.MetricsAddr))

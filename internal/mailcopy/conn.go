@@ -232,10 +232,13 @@ func login(c *conn, ep Endpoint) error {
 	if err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
-			if ie.Code == imap.ResponseCodeUnavailable || ie.Code == imap.ResponseCodeServerBug {
+			if ie.Code == imap.ResponseCodeUnavailable || ie.Code == imap.ResponseCodeServerBug || OverloadKind(ie) != "" {
 				// "Temporary authentication failure": the server's user
-				// database is unreachable (RFC 5530); retry later.
-				return fmt.Errorf("log in to %s: %s", ep, ie.Text)
+				// database is unreachable, or the server is overloaded
+				// (RFC 5530 UNAVAILABLE, LIMIT, "try again later"); retry
+				// later. The answer is kept whole: its code shrinks the
+				// server's share of its budget.
+				return fmt.Errorf("log in to %s: %w", ep, ie)
 			}
 			// Any other NO to LOGIN is a credential problem.
 			return &PermanentError{Kind: KindAuthFailed, Err: fmt.Errorf("log in to %s: %s", ep, ie.Text)}

@@ -57,6 +57,8 @@ type Options struct {
 	// Reported are the items an earlier copy reported (Verify accounts
 	// for them instead of calling them missing).
 	Reported []Skip
+	// Exclude are source messages that stay on the source (exclude.go).
+	Exclude []Exclude
 }
 
 func (o *Options) defaults() {

@@ -51,7 +51,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		return fr, classify(err, fmt.Sprintf("search %q", m.Source))
 	}
 	var uids imap.UIDSet
-	for _, u := range srch.AllUIDs() {
+	for _, u := range tr.opts.withoutExcluded(m.Source, sel.UIDValidity, srch.AllUIDs()) {
 		if uint32(u) > cp.LastUID {
 			uids.AddNum(u)
 		}
@@ -90,6 +90,16 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 	sort.Slice(srcMeta, func(i, j int) bool { return srcMeta[i].UID < srcMeta[j].UID })
 
 	var todo []meta
+	kept := srcMeta[:0]
+	for _, mm := range srcMeta {
+		if !tr.opts.excludedID(m.Source, mm.MessageID) {
+			kept = append(kept, mm)
+		}
+	}
+	if srcMeta = kept; len(srcMeta) == 0 {
+		tr.update(m.Source, cp, nil)
+		return fr, nil
+	}
 	for _, mm := range srcMeta {
 		if f, ok := found[mm.UID]; ok {
 			fr.Present++

@@ -50,7 +50,10 @@ type VerifyResult struct {
 	NotCopied  int            `json:"notCopied"`
 	Missing    int            `json:"missing"`
 	Duplicates int            `json:"duplicates"`
-	Duration   time.Duration  `json:"duration"`
+	// Excluded counts source messages left on the source on purpose
+	// (Options.Exclude).
+	Excluded int           `json:"excluded,omitempty"`
+	Duration time.Duration `json:"duration"`
 }
 
 // OK reports whether nothing was lost silently and nothing duplicated:
@@ -155,6 +158,17 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (*VerifyResult
 				}
 			}
 		}
+		// What mailshift put on the source for the owner stays there.
+		kept := sm[:0]
+		for _, mm := range sm {
+			if opts.excludedUID(m.Source, sel.UIDValidity, mm.UID) || opts.excludedID(m.Source, mm.MessageID) {
+				res.Excluded++
+				continue
+			}
+			kept = append(kept, mm)
+		}
+		sm = kept
+		fv.SourceCount = len(sm)
 		for _, mm := range sm {
 			sk := Skip{Folder: m.Source, UID: uint32(mm.UID), Size: mm.Size, Date: mm.Date, MessageID: mm.MessageID}
 			f, ok := found[mm.UID]

@@ -31,8 +31,12 @@ type Metrics struct {
 	messages prometheus.Counter
 	bytes    prometheus.Counter
 	blocked  *prometheus.GaugeVec
-	scope    tally.Scope
-	closer   io.Closer
+	// overloads counts servers' overload answers; budgets shows the
+	// server budgets (budgets.go).
+	overloads *prometheus.CounterVec
+	budgets   *budgets
+	scope     tally.Scope
+	closer    io.Closer
 }
 
 // sanitize keeps metric names and label keys to Prometheus' rules and
@@ -56,8 +60,12 @@ func New() *Metrics {
 		bytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "mailshift_bytes_copied_total", Help: "Bytes copied to destination mailboxes."}),
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mailshift_migrations",
 			Help: "Running migrations by stage (from Temporal visibility); alert on stage=\"needs-attention\"."}, []string{"stage"}),
+		overloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailshift_server_overloads_total",
+			Help: "Answers by which an IMAP server said it was overloaded (NO [UNAVAILABLE], [LIMIT], throttled, try again later, too many connections, connection refused), by service and kind."},
+			[]string{"service", "kind"}),
+		budgets: &budgets{},
 	}
-	m.Registry.MustRegister(m.messages, m.bytes, m.blocked, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.messages, m.bytes, m.blocked, m.overloads, m.budgets, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: m.Registry, DefaultTimerType: tallyprom.HistogramTimerType,
 		DefaultHistogramBuckets: durationBuckets, OnRegisterError: func(error) {}})
 	m.scope, m.closer = tally.NewRootScope(tally.ScopeOptions{CachedReporter: reporter, Separator: tallyprom.DefaultSeparator,

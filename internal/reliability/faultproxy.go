@@ -30,6 +30,16 @@ type faultProxy struct {
 
 	conns, refused, cuts, stalls atomic.Int64
 	wg                           sync.WaitGroup
+
+	// open and peak count the connections the proxy holds open to the
+	// server: what the server sees from the workers, counted at every
+	// connect and close, not sampled.
+	open, peak atomic.Int64
+	// unavailable, while set, answers every new connection itself, as a
+	// server whose authentication is overloaded: LOGIN gets NO
+	// [UNAVAILABLE]; the server never sees the connection.
+	unavailable atomic.Bool
+	busy        atomic.Int64 // connections answered NO [UNAVAILABLE]
 }
 
 func newFaultProxy(addr, target string, seed uint64) (*faultProxy, error) {
@@ -78,6 +88,11 @@ func (p *faultProxy) serve() {
 			return
 		}
 		p.conns.Add(1)
+		if p.unavailable.Load() {
+			p.busy.Add(1)
+			go answerUnavailable(c)
+			continue
+		}
 		f := p.draw()
 		if f.refuse {
 			p.refused.Add(1)
@@ -95,6 +110,14 @@ func (p *faultProxy) pipe(c net.Conn, f fate) {
 		return
 	}
 	defer s.Close()
+	n := p.open.Add(1)
+	defer p.open.Add(-1)
+	for {
+		pk := p.peak.Load()
+		if n <= pk || p.peak.CompareAndSwap(pk, n) {
+			break
+		}
+	}
 	go func() {
 		_, _ = io.Copy(s, c)
 		s.Close()

@@ -79,6 +79,18 @@ type Options struct {
 	// Redeploy replaces the workers by a build with changed workflow
 	// code while migrations wait in every long stage.
 	Redeploy *RedeployOptions
+	// Budget is every IMAP server's connection budget (0: the worker's
+	// default). A relay in front of each server then counts the
+	// connections the server holds open at once; above the budget is a
+	// violation.
+	Budget int
+	// KillHolders kills (SIGKILL) a worker that holds connections to a
+	// server, so under leases: up to 4 times, 10 s plus up to this long
+	// apart (0: never).
+	KillHolders time.Duration
+	// UnavailableFor makes the source answer every new connection with NO
+	// [UNAVAILABLE] for this long, from a moment its first copy runs.
+	UnavailableFor time.Duration
 	// Realistic seeds mailboxes with folders, a heavy-tailed size
 	// distribution around 30 KiB and one 5 MiB message each, instead of
 	// small messages.
@@ -96,12 +108,19 @@ type Report struct {
 	Cuts, Stalls int
 	Refused      int
 	DNSDown      time.Duration
-	Messages     int
-	MB           float64
-	Seconds      float64
-	P50, P95     time.Duration
-	EventsMax    int
-	EventsMean   float64
+	// Budget is the servers' connection budget; PeakSource and PeakDest
+	// the most connections each server held open at once (counted at the
+	// relay in front of it); Busy the connections answered NO
+	// [UNAVAILABLE]; HolderKills the workers killed while connected.
+	Budget               int
+	PeakSource, PeakDest int
+	Busy, HolderKills    int
+	Messages             int
+	MB                   float64
+	Seconds              float64
+	P50, P95             time.Duration
+	EventsMax            int
+	EventsMean           float64
 	// ActionsMean estimates Temporal actions per account from the history
 	// (workflow start, each activity attempt, timers, updates, signals,
 	// search-attribute upserts, markers, continue-as-new); heartbeats are
@@ -179,11 +198,17 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	// The workers reach the servers at the addresses of the directory:
 	// the servers themselves, or fault proxies in front of them.
 	srcIMAP, dstIMAP := "127.0.0.1:"+strconv.Itoa(srcPort), "127.0.0.1:"+strconv.Itoa(dstPort)
-	if o.IMAPFaults {
+	if o.IMAPFaults || o.Budget > 0 || o.UnavailableFor > 0 || o.KillHolders > 0 {
 		for i, target := range []*string{&srcIMAP, &dstIMAP} {
 			fp, err := newFaultProxy("127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), *target, o.Seed+uint64(i))
 			if err != nil {
 				return nil, err
+			}
+			if !o.IMAPFaults {
+				// A counting relay only.
+				fp.mu.Lock()
+				fp.Refuse, fp.Cut, fp.Stall = 0, 0, 0
+				fp.mu.Unlock()
 			}
 			p.proxies = append(p.proxies, fp)
 			p.stops = append(p.stops, fp.Close)
@@ -249,6 +274,15 @@ func (w *worker) start() error {
 	}
 	w.cmd = cmd
 	return nil
+}
+
+func (w *worker) pid() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cmd == nil || w.cmd.Process == nil {
+		return 0
+	}
+	return w.cmd.Process.Pid
 }
 
 func (w *worker) sample() {
@@ -352,6 +386,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		// copying while others already wait.
 		cfg["defaultServerBudget"] = 4
 	}
+	if o.Budget > 0 {
+		cfg["serverBudgets"] = map[string]int{"mxplan-1": o.Budget, "emailpro-1": o.Budget}
+	}
 	b, _ := json.Marshal(cfg)
 	cf := filepath.Join(p.work, "worker.json")
 	if err := os.WriteFile(cf, b, 0o600); err != nil {
@@ -419,6 +456,64 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				time.Sleep(300 * time.Millisecond)
 				_ = w.start()
 			}
+		}()
+	}
+	// Kill -9 a worker while it holds connections (and so leases), and
+	// start it again.
+	var holderKills atomic.Int64
+	if o.KillHolders > 0 && len(p.proxies) == 2 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			ports := map[int]bool{}
+			for _, fp := range p.proxies {
+				_, port, _ := strings.Cut(fp.Addr(), ":")
+				n, _ := strconv.Atoi(port)
+				ports[n] = true
+			}
+			rng := rand.New(rand.NewPCG(o.Seed, 4))
+			// A killed copy resumes after its heartbeat times out (30 s),
+			// under the same leases, and each kill costs the activity one
+			// of its attempts: a few kills, far apart, let the plan move.
+			for holderKills.Load() < maxHolderKills {
+				pause := time.Duration(rng.Int64N(int64(o.KillHolders))) + 10*time.Second
+				if !wait(stop, pause) {
+					return
+				}
+				for _, i := range rng.Perm(len(workers)) {
+					w := workers[i]
+					if pid := w.pid(); pid > 0 && connectedTo(pid, ports) {
+						w.kill()
+						holderKills.Add(1)
+						p.logf(o, "killed worker %d while it held server connections", pid)
+						time.Sleep(300 * time.Millisecond)
+						_ = w.start()
+						break
+					}
+				}
+			}
+		}()
+	}
+	// The source answers NO [UNAVAILABLE] for a while, from a moment a
+	// copy holds connections to it.
+	if o.UnavailableFor > 0 && len(p.proxies) == 2 {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			src := p.proxies[0]
+			for src.open.Load() == 0 {
+				if !wait(stop, 50*time.Millisecond) {
+					return
+				}
+			}
+			if !wait(stop, 2*time.Second) {
+				return
+			}
+			src.unavailable.Store(true)
+			p.logf(o, "source answers NO [UNAVAILABLE] for %s", o.UnavailableFor)
+			wait(stop, o.UnavailableFor)
+			src.unavailable.Store(false)
+			p.logf(o, "source available again")
 		}()
 	}
 	// Restart a server once, mid-plan: Temporal on its history database,
@@ -542,10 +637,29 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	close(stop)
 	bg.Wait()
 	rep.Restarts = int(restarts.Load())
+	rep.HolderKills = int(holderKills.Load())
+	rep.Kills += rep.HolderKills
 	for _, fp := range p.proxies {
 		rep.Cuts += int(fp.cuts.Load())
 		rep.Stalls += int(fp.stalls.Load())
 		rep.Refused += int(fp.refused.Load())
+		rep.Busy += int(fp.busy.Load())
+	}
+	if len(p.proxies) == 2 {
+		rep.PeakSource, rep.PeakDest = int(p.proxies[0].peak.Load()), int(p.proxies[1].peak.Load())
+	}
+	if rep.Budget = o.Budget; o.Budget > 0 {
+		for _, pk := range []struct {
+			name string
+			n    int
+		}{{"source", rep.PeakSource}, {"destination", rep.PeakDest}} {
+			if pk.n > o.Budget {
+				rep.Violations = append(rep.Violations, fmt.Sprintf("the %s held %d connections at once; budget %d", pk.name, pk.n, o.Budget))
+			}
+			if pk.n == 0 {
+				rep.Violations = append(rep.Violations, fmt.Sprintf("the relay before the %s counted no connection: the count is broken", pk.name))
+			}
+		}
 	}
 	for _, w := range workers {
 		rep.WorkerRSSMB = max(rep.WorkerRSSMB, w.hwm)
@@ -566,6 +680,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	return rep, nil
 }
+
+// maxHolderKills is how many lease holders a run kills at most.
+const maxHolderKills = 4
 
 // wait sleeps d and reports false, at once, when stop is closed.
 func wait(stop <-chan struct{}, d time.Duration) bool {
@@ -710,6 +827,8 @@ func (r *Report) Faults() string {
 	add(r.Cuts, "cuts")
 	add(r.Stalls, "stalls")
 	add(r.Refused, "refused")
+	add(r.HolderKills, "of them while connected")
+	add(r.Busy, "answered NO [UNAVAILABLE]")
 	add(r.Redeploys, "redeploys")
 	if r.DNSDown > 0 {
 		f = append(f, "DNS down "+r.DNSDown.String())
@@ -722,10 +841,10 @@ func (r *Report) Faults() string {
 
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer, scenario string) {
-	fmt.Fprintf(w, "%-18s %8s %6s %8s %8s %9s %8s %8s %8s %7s %7s %7s %7s %10s  %s\n", "scenario", "accounts", "done", "messages", "MB", "delivered",
-		"acc/min", "p50", "p95", "ev max", "ev avg", "actions", "RSS MB", "violations", "faults")
-	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %7.0f %10d  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
-		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Faults())
+	fmt.Fprintf(w, "%-18s %8s %6s %8s %8s %9s %8s %8s %8s %7s %7s %7s %7s %10s %13s  %s\n", "scenario", "accounts", "done", "messages", "MB", "delivered",
+		"acc/min", "p50", "p95", "ev max", "ev avg", "actions", "RSS MB", "violations", "peak src/dst", "faults")
+	fmt.Fprintf(w, "%-18s %8d %6d %8d %8.1f %9d %8.1f %8s %8s %7d %7.0f %7.0f %7.0f %10d %13s  %s\n", scenario, r.Accounts, r.Done, r.Messages, r.MB, r.Delivered,
+		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Peaks(), r.Faults())
 	if r.RedeployStages != "" {
 		fmt.Fprintf(w, "  migrations by stage at the redeploy: %s\n", r.RedeployStages)
 	}
@@ -736,4 +855,17 @@ func (r *Report) Print(w io.Writer, scenario string) {
 		}
 		fmt.Fprintf(w, "  violation: %s\n", v)
 	}
+}
+
+// Peaks is the peak connections each server held at once, against the
+// budget ("-" when no relay counted).
+func (r *Report) Peaks() string {
+	if r.Budget == 0 && r.PeakSource+r.PeakDest == 0 {
+		return "-"
+	}
+	b := "-"
+	if r.Budget > 0 {
+		b = strconv.Itoa(r.Budget)
+	}
+	return fmt.Sprintf("%d/%d of %s", r.PeakSource, r.PeakDest, b)
 }

@@ -1,0 +1,139 @@
+package workflows
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+)
+
+// A paused plan's requests keep their place and are granted nothing;
+// another plan's pass them; after the resume they are granted in queue
+// order. The pause is in the state a continue-as-new carries (the run
+// here starts from such a state), and every waiter hears its place.
+func TestBudgetPauseAndQueue(t *testing.T) {
+	env := newBudgetEnv(t, "mxplan-1")
+	var mu sync.Mutex
+	var grants []string
+	told := map[string][]LeaseQueued{}
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
+		mu.Lock()
+		grants = append(grants, arg.(LeaseGrant).Lease)
+		mu.Unlock()
+		return nil
+	})
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
+		mu.Lock()
+		q := arg.(LeaseQueued)
+		told[q.Lease] = append(told[q.Lease], q)
+		mu.Unlock()
+		return nil
+	})
+	req := func(holder, plan string, admission bool) LeaseRequest {
+		return LeaseRequest{Holder: holder, Lease: holder + "#1", Connections: 2, Limit: 2, Plan: plan, Admission: admission}
+	}
+	at := func(d time.Duration, f func()) { env.RegisterDelayedCallback(f, d) }
+	var states []BudgetState
+	snap := func() { states = append(states, queryBudget(t, env)) }
+	at(1*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:a", "p", true)) })
+	at(2*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:b", "p", true)) })
+	at(3*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:c", "q", true)) })
+	// A locked account's final delta is never held by its plan's pause.
+	at(4*time.Second, func() { env.SignalWorkflow(SignalAcquire, req("migrate:d", "p", false)) })
+	at(5*time.Second, snap) // 0: c granted; a, b paused; d waits for c
+	at(6*time.Second, func() { env.SignalWorkflow(SignalRelease, "migrate:c#1") })
+	at(7*time.Second, snap) // 1: d granted past the paused a and b
+	at(8*time.Second, func() { env.SignalWorkflow(SignalRelease, "migrate:d#1") })
+	at(9*time.Second, snap) // 2: nothing held, a and b still queued
+	at(10*time.Second, func() { env.SignalWorkflow(SignalResume, PlanAdmission{Plan: "p"}) })
+	at(11*time.Second, snap) // 3: a granted, b 0 ahead
+	at(12*time.Second, func() { env.SignalWorkflow(SignalRelease, "migrate:a#1") })
+	at(13*time.Second, func() { env.SignalWorkflow(SignalRelease, "migrate:b#1") })
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{Service: "mxplan-1", Limit: 2, Share: 2, Paused: []string{"p"}})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"migrate:c#1", "migrate:d#1", "migrate:a#1", "migrate:b#1"}; len(grants) != len(want) || grants[0] != want[0] || grants[1] != want[1] || grants[2] != want[2] || grants[3] != want[3] {
+		t.Fatalf("grants %v, want %v", grants, want)
+	}
+	if len(states) != 4 {
+		t.Fatalf("%d states read, want 4", len(states))
+	}
+	if s := states[0]; len(s.Held) != 1 || s.Held[0].Holder != "migrate:c" || len(s.Queue) != 3 || !s.IsPaused("p") {
+		t.Fatalf("after the asks: held %v, queue %v, paused %v", s.Held, s.Queue, s.Paused)
+	}
+	if ahead, paused := states[0].Ahead("migrate:a"); ahead != 0 || !paused {
+		t.Fatalf("a: %d ahead, paused %v; want 0, paused", ahead, paused)
+	}
+	if ahead, paused := states[0].Ahead("migrate:d"); ahead != 0 || paused {
+		t.Fatalf("d: %d ahead, paused %v; want 0 (the paused a and b let it pass), not paused", ahead, paused)
+	}
+	if s := states[2]; len(s.Held) != 0 || len(s.Queue) != 2 {
+		t.Fatalf("while paused and idle: held %v (want none: a paused plan holds nothing), queue %v", s.Held, s.Queue)
+	}
+	if s := states[3]; len(s.Held) != 1 || s.Held[0].Holder != "migrate:a" || s.IsPaused("p") {
+		t.Fatalf("after resume: held %v, paused %v", s.Held, s.Paused)
+	}
+	// a heard it was paused, then its place after the resume (or its grant).
+	if n := told["migrate:a#1"]; len(n) == 0 || !n[0].Paused || n[0].Plan != "p" {
+		t.Fatalf("a was told %+v, want paused first", n)
+	}
+	if n := told["migrate:b#1"]; len(n) < 2 || !n[0].Paused || n[len(n)-1].Paused || n[len(n)-1].Ahead != 0 {
+		t.Fatalf("b was told %+v, want paused, then 0 ahead", n)
+	}
+	if n := told["migrate:d#1"]; len(n) != 1 || n[0].Ahead != 0 || n[0].Paused {
+		t.Fatalf("d was told %+v, want once, 0 ahead", n)
+	}
+	if got := queuedFor(told["migrate:b#1"][0]); got != "queued for mxplan-1, paused: plan p is paused (starter resume --plan p)" {
+		t.Fatalf("queuedFor = %q", got)
+	}
+}
+
+// A waiter at the back of a long queue hears its place when it starts
+// waiting, each time the place halves and at every place under five —
+// not once per grant ahead of it — and the places it hears only fall.
+func TestBudgetTellsPlacesSparingly(t *testing.T) {
+	const n = 40
+	env := newBudgetEnv(t, "mxplan-1")
+	var mu sync.Mutex
+	told := map[string][]int{}
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(nil)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
+		mu.Lock()
+		q := arg.(LeaseQueued)
+		told[q.Lease] = append(told[q.Lease], q.Ahead)
+		mu.Unlock()
+		return nil
+	})
+	for i := range n {
+		holder := fmt.Sprintf("migrate:u%02d", i)
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(SignalAcquire, LeaseRequest{Holder: holder, Lease: holder + "#1", Connections: 1, Limit: 1})
+		}, time.Second+time.Duration(i)*100*time.Millisecond)
+		// Each holder gives its lease back a minute after the previous.
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRelease, holder+"#1") }, time.Duration(i+2)*time.Minute)
+	}
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{Service: "mxplan-1", Limit: 1, Share: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	last := told[fmt.Sprintf("migrate:u%02d#1", n-1)]
+	if len(last) == 0 || last[0] != n-2 || last[len(last)-1] != 0 {
+		t.Fatalf("the last waiter heard %v, want %d first and 0 last", last, n-2)
+	}
+	for i := 1; i < len(last); i++ {
+		if last[i] >= last[i-1] {
+			t.Fatalf("the last waiter heard %v: not falling", last)
+		}
+	}
+	if len(last) > 11 {
+		t.Fatalf("the last waiter heard %d notices %v for a queue of %d; want about 5 + log2(n/5)", len(last), last, n)
+	}
+	total := 0
+	for _, l := range told {
+		total += len(l)
+	}
+	t.Logf("the last waiter heard %v; %d notices in all for %d waiters (a notice per grant would be %d)", last, total, n-1, n*(n-1)/2)
+}
