@@ -64,8 +64,10 @@ load: lab-deps
 # cluster's own test, the next worker build's replay of every recorded
 # history, then history SIGKILLed, matching and frontend restarted, the
 # cluster's PostgreSQL crashed, and a worker redeploy with changed workflow
-# code, each mid-plan, x 3 runs. Not part of `make test`: about 35 minutes
-# on 2 cores, plus the server's first build (about 10 minutes, cached).
+# code, each mid-plan, x 3 runs. Not part of `make test`: the 15 runs took
+# 49.5 minutes on 2 cores shared with other builds (load average 26-41),
+# the cluster test about a minute, plus the server's first build (about 10
+# minutes, cached).
 cluster-chaos: lab-deps
 	mkdir -p bin
 	$(GO) build -o bin/ ./worker ./cmd/mailchaos
