@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: demo demo-stop test lab-deps build vet lint bench bench-plan chaos load
+.PHONY: demo demo-stop test lab-deps build vet lint bench bench-plan chaos load cluster-chaos
 
 build:
 	$(GO) build ./...
@@ -67,3 +67,22 @@ load: lab-deps
 	mkdir -p bin
 	$(GO) build -o bin/ ./worker ./cmd/mailchaos
 	MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) bin/mailchaos -scenario load,load-realistic -runs 1 $(LOAD_ARGS)
+
+# The reliability suite on a production-shaped Temporal cluster
+# (deploy/cluster: server v1.29.1 built from its module, separate frontend,
+# history, matching and worker processes on PostgreSQL, mTLS): the
+# cluster's own test, the next worker build's replay of every recorded
+# history, then history SIGKILLed, matching and frontend restarted, the
+# cluster's PostgreSQL crashed, and a worker redeploy with changed workflow
+# code, each mid-plan, x 3 runs. Not part of `make test`: the 15 runs took
+# 49.5 minutes on 2 cores shared with other builds (load average 26-41),
+# the cluster test about a minute, plus the server's first build (about 10
+# minutes, cached).
+cluster-chaos: lab-deps
+	mkdir -p bin
+	$(GO) build -o bin/ ./worker ./cmd/mailchaos
+	$(GO) build -tags mailshift_nextbuild -o bin/worker-next ./worker
+	$(GO) test -tags mailshift_nextbuild -count=1 -run 'TestReplayHistories|TestReplayRedeployHistoriesOnTheNextBuild' ./workflows/
+	MAILSHIFT_TEMPORAL_CLUSTER_BIN=$$(deploy/cluster/build.sh) $(GO) test -tags cluster -count=1 -timeout 20m ./internal/cluster/
+	MAILSHIFT_TEMPORAL_CLUSTER_BIN=$$(deploy/cluster/build.sh) MAILSHIFT_TEMPORAL=$$(deploy/dev/temporal.sh) \
+		bin/mailchaos -scenario cluster-all $(CLUSTER_CHAOS_ARGS)

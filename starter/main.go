@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/codec"
+	"github.com/mailshift/mailshift/internal/config"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -44,6 +45,10 @@ global flags (or MAILSHIFT_TEMPORAL_ADDRESS, MAILSHIFT_NAMESPACE, MAILSHIFT_DIRE
   --directory DSN        directory, for validating plans and the dns command
   --dev-dir DIR          read the directory and DNS address of a worker running --dev
   --codec-keys FILE      payload encryption keys (MAILSHIFT_CODEC_KEY_FILE), as the worker's
+  --temporal-tls-cert FILE --temporal-tls-key FILE   client certificate for an mTLS frontend
+                         (MAILSHIFT_TEMPORAL_TLS_CERT, MAILSHIFT_TEMPORAL_TLS_KEY)
+  --temporal-tls-ca FILE the authority of the frontend's certificate (MAILSHIFT_TEMPORAL_TLS_CA)
+  --temporal-tls-server-name NAME   name to check in it (MAILSHIFT_TEMPORAL_TLS_SERVER_NAME)
 
 commands:
   start ADDRESS --to SERVICE [--plan ID] [--auto-confirm] [--dns-interval D] [--dns-deadline D] [--slot-recheck D]
@@ -85,11 +90,32 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 	dirDSN := g.String("directory", getenv("MAILSHIFT_DIRECTORY"), "")
 	devDir := g.String("dev-dir", "", "")
 	codecKeys := g.String("codec-keys", getenv("MAILSHIFT_CODEC_KEY_FILE"), "")
+	var ttls config.TemporalTLS
+	g.StringVar(&ttls.CertFile, "temporal-tls-cert", "", "")
+	g.StringVar(&ttls.KeyFile, "temporal-tls-key", "", "")
+	g.StringVar(&ttls.CAFile, "temporal-tls-ca", "", "")
+	g.StringVar(&ttls.ServerName, "temporal-tls-server-name", "", "")
 	if err := g.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if g.NArg() == 0 {
 		return usageError{errors.New("no command")}
+	}
+	// Flags win over the environment, field by field.
+	flagTLS := ttls
+	ttls = config.TemporalTLS{}.FromEnv(getenv)
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&ttls.CertFile, flagTLS.CertFile}, {&ttls.KeyFile, flagTLS.KeyFile},
+		{&ttls.CAFile, flagTLS.CAFile}, {&ttls.ServerName, flagTLS.ServerName}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	tlsCfg, err := ttls.Config()
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -103,6 +129,7 @@ func run(args []string, out io.Writer, getenv func(string) string) error {
 	env := &cli.Env{Out: out, TemporalAddress: *temporalAddr, Namespace: *namespace, DirectoryDSN: *dirDSN, DevDir: *devDir,
 		Dial: func(addr, ns string) (client.Client, error) {
 			opts := client.Options{HostPort: addr, Namespace: ns, Logger: cli.QuietLogger{}}
+			opts.ConnectionOptions.TLS = tlsCfg
 			if cd != nil {
 				cd.Apply(&opts)
 			}

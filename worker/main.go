@@ -94,6 +94,9 @@ func run() error {
 	acts.Connections = cfg.Connections
 
 	copts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: logging.NewTemporal(log)}
+	if copts.ConnectionOptions.TLS, err = cfg.TemporalTLS.Config(); err != nil {
+		return err
+	}
 	if cfg.CodecKeyFile != "" {
 		cd, err := codec.LoadKeys(cfg.CodecKeyFile)
 		if err != nil {

@@ -304,6 +304,7 @@ func (m *migration) enter(ctx workflow.Context, s Stage) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
 		m.log.Warn("upsert stage", "error", err)
 	}
+	deployProbe(ctx, s)
 	m.details(ctx)
 	m.log.Info("stage", "stage", s)
 }

@@ -29,6 +29,7 @@ type scenario struct {
 type flags struct {
 	killEvery, dnsOutage, unavailable time.Duration
 	budget                            int
+	saveHistories                     string
 }
 
 var scenarios = []scenario{
@@ -70,7 +71,8 @@ func usage() string {
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "  %-18s %s (default %d accounts x %d messages)\n", s.name, s.what, s.accounts, s.messages)
 	}
-	b.WriteString("  all                every scenario above except the load plans\n")
+	b.WriteString("  all                the fault scenarios up to postgres-restart (not the load plans, not the cluster's own)\n")
+	b.WriteString("  cluster-all        the cluster's own scenarios (history-kill and after)\n")
 	return b.String()
 }
 
@@ -85,8 +87,10 @@ func run() error {
 	flag.DurationVar(&f.unavailable, "unavailable", 20*time.Second, "source-unavailable: how long the source answers NO [UNAVAILABLE]")
 	flag.IntVar(&f.budget, "budget", 4, "kill-lease-holders, source-unavailable: connections per server (a copy opens 2)")
 	bin := flag.String("bin", "bin", "directory holding the worker binary")
+	flag.StringVar(&f.saveHistories, "save-histories", "", "redeploy: write the histories of one account per group here (for replay tests)")
 	timeout := flag.Duration("timeout", 40*time.Minute, "per run")
 	verbose := flag.Bool("v", true, "log each run's progress on stderr")
+	onCluster := flag.Bool("cluster", false, "run every scenario on a production-shaped Temporal cluster (deploy/cluster) instead of the dev server")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: mailchaos [flags]\n\nscenarios:\n%s\nflags:\n", usage())
 		flag.PrintDefaults()
@@ -97,6 +101,10 @@ func run() error {
 		n = strings.TrimSpace(n)
 		if n == "all" {
 			chosen = append(chosen, scenarios[:faultScenarios]...)
+			continue
+		}
+		if n == "cluster-all" {
+			chosen = append(chosen, clusterScenarios...)
 			continue
 		}
 		found := false
@@ -136,17 +144,22 @@ func run() error {
 				o.Messages = *messages
 			}
 			s.set(&o, f)
-			fmt.Printf("\n%s, run %d of %d (seed %d)\n", s.name, i+1, *runs, o.Seed)
+			name := s.name
+			if *onCluster && !o.Cluster {
+				name += "@cluster"
+			}
+			o.Cluster = o.Cluster || *onCluster
+			fmt.Printf("\n%s, run %d of %d (seed %d)\n", name, i+1, *runs, o.Seed)
 			rep, err := reliability.Run(context.Background(), o)
 			if err != nil {
 				fmt.Printf("  could not run: %v\n", err)
 			} else {
-				rep.Print(os.Stdout, s.name)
+				rep.Print(os.Stdout, name)
 			}
 			if err != nil || len(rep.Violations) > 0 || rep.Done != rep.Accounts {
 				failed++
 			}
-			lines = append(lines, line{s.name, i + 1, rep, err})
+			lines = append(lines, line{name, i + 1, rep, err})
 		}
 	}
 	fmt.Printf("\nsummary: %d scenarios x %d runs\n", len(chosen), *runs)

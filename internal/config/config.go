@@ -31,6 +31,10 @@ type Config struct {
 	Namespace       string `json:"namespace"`
 	TaskQueue       string `json:"taskQueue"`
 	DirectoryDSN    string `json:"directory"`
+	// TemporalTLS connects to the frontend over TLS: a client certificate
+	// and key for mTLS, the authority that signed the frontend's
+	// certificate, the name to check in it. Zero: plaintext.
+	TemporalTLS TemporalTLS `json:"temporalTLS"`
 
 	MasterUser string `json:"masterUser"`
 	MasterSep  string `json:"masterSeparator"`
@@ -133,6 +137,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	env("MAILSHIFT_TEMPORAL_ADDRESS", &c.TemporalAddress)
 	env("MAILSHIFT_NAMESPACE", &c.Namespace)
+	c.TemporalTLS = c.TemporalTLS.FromEnv(getenv)
 	env("MAILSHIFT_DIRECTORY", &c.DirectoryDSN)
 	env("MAILSHIFT_MASTER_USER", &c.MasterUser)
 	env("MAILSHIFT_MASTER_PASSWORD_FILE", &c.MasterPasswordFile)
@@ -189,6 +194,9 @@ func (c Config) Validate() error {
 	}
 	if c.Namespace == "" {
 		errs = append(errs, errors.New("namespace: empty"))
+	}
+	if err := c.TemporalTLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.DefaultServerBudget < 0 {
 		errs = append(errs, fmt.Errorf("defaultServerBudget = %d: want 0 (no cap) or more", c.DefaultServerBudget))

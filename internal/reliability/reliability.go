@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/mailshift/mailshift/internal/cli"
+	"github.com/mailshift/mailshift/internal/cluster"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 	"github.com/mailshift/mailshift/internal/mailgen"
@@ -71,6 +72,14 @@ type Options struct {
 	// the moment the first account's routing switches (so accounts are in
 	// switch-routing and in the propagation wait while it is down).
 	DNSOutage time.Duration
+	// Cluster runs the plan on a production-shaped Temporal cluster
+	// (internal/cluster) instead of the dev server; ClusterOptions says
+	// which faults hit it.
+	Cluster        bool
+	ClusterOptions ClusterOptions
+	// Redeploy replaces the workers by a build with changed workflow
+	// code while migrations wait in every long stage.
+	Redeploy *RedeployOptions
 	// Budget is every IMAP server's connection budget (0: the worker's
 	// default). A relay in front of each server then counts the
 	// connections the server holds open at once; above the budget is a
@@ -129,6 +138,10 @@ type Report struct {
 	// final deltas carried over (OwnerChanges).
 	FinalDeltaKills int
 	Replayed        mailcopy.ReplayCounts
+	// Redeploys counts worker redeploys; RedeployStages says where the
+	// migrations were when it happened.
+	Redeploys      int
+	RedeployStages string
 }
 
 type platform struct {
@@ -143,6 +156,7 @@ type platform struct {
 	work         string
 	stops        []func()
 	proxies      []*faultProxy
+	cluster      *cluster.Cluster
 }
 
 func (p *platform) close() {
@@ -234,6 +248,13 @@ func start(ctx context.Context, o Options) (*platform, error) {
 	}
 	p.dst = dst
 	p.stops = append(p.stops, stopDst)
+	if o.Cluster {
+		if err := p.startCluster(ctx, o); err != nil {
+			return nil, err
+		}
+		ok = true
+		return p, nil
+	}
 	p.temporalOpts = testenv.DevServerOptions(o.Temporal, "127.0.0.1:"+strconv.Itoa(testenv.MustPickPort()), filepath.Join(work, "temporal.db"))
 	p.temporal, err = testsuite.StartDevServer(ctx, p.temporalOpts)
 	if err != nil {
@@ -320,8 +341,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	addrs := make([]string, o.Accounts)
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("u%04d@%s", i, domain)
+		if o.Redeploy != nil && redeployGroup(i) == "" {
+			addrs[i] = fmt.Sprintf("u%04d@d%04d.example.org", i, i)
+		}
 		if err := p.dir.AddAccount(ctx, directory.Account{Address: addrs[i], ServiceID: "mxplan-1"}, directory.HashPassword(ownerPW)); err != nil {
 			return nil, err
+		}
+		if o.Redeploy != nil && redeployGroup(i) == "slot" {
+			continue // its slot comes after the redeploy
 		}
 		if err := p.dir.AddSlot(ctx, "emailpro-1", fmt.Sprintf("s%04d@configureme.me", i), 1<<30); err != nil {
 			return nil, err
@@ -354,13 +381,21 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	keyFile := filepath.Join(p.work, "tsig.key")
 	_ = os.WriteFile(pwFile, []byte(masterPW), 0o600)
 	_ = os.WriteFile(keyFile, []byte(p.bind.Secret), 0o600)
-	cfg := map[string]any{"temporalAddress": p.temporal.FrontendHostPort(), "directory": p.dsn, "masterUser": "mailshift",
+	cfg := map[string]any{"temporalAddress": p.frontend(), "directory": p.dsn, "masterUser": "mailshift",
 		"masterPasswordFile": pwFile, "imapPlain": true, "connections": 2, "dnsResolver": p.bind.PrimaryAddr(),
 		// Both nameservers answer from the primary here: the lab secondary
 		// only transfers when told to (the DNS tests use that).
 		"dnsOverride":  map[string]string{"ns1." + domain + ".": p.bind.PrimaryAddr(), "ns2." + domain + ".": p.bind.PrimaryAddr()},
 		"logLevel":     "warn",
 		"managedZones": []map[string]string{{"zone": domain, "primary": p.bind.PrimaryAddr(), "keyName": p.bind.KeyName, "keyFile": keyFile}}}
+	if p.cluster != nil {
+		cfg["temporalTLS"] = p.cluster.ClientTLS()
+	}
+	if o.Redeploy != nil {
+		// A tight budget admits two copies at a time: accounts are still
+		// copying while others already wait.
+		cfg["defaultServerBudget"] = 4
+	}
 	if o.Budget > 0 {
 		cfg["serverBudgets"] = map[string]int{"mxplan-1": o.Budget, "emailpro-1": o.Budget}
 	}
@@ -511,6 +546,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.RestartTemporal {
 		restartOnce("Temporal", 4*time.Second, func() error {
+			if p.cluster != nil {
+				return p.restartWholeCluster()
+			}
 			_ = p.temporal.Stop()
 			time.Sleep(time.Second)
 			srv, err := testsuite.StartDevServer(ctx, p.temporalOpts)
@@ -522,6 +560,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.RestartPostgres {
 		restartOnce("PostgreSQL", 3*time.Second, p.pg.Restart)
+	}
+	if p.cluster != nil {
+		p.clusterFaults(o, stop, &bg, &restarts)
+	}
+	if o.Redeploy != nil {
+		p.redeploy(ctx, o, workers, addrs, stop, &bg, rep)
 	}
 	// Take the DNS primary down once the first route has switched.
 	if o.DNSOutage > 0 {
@@ -571,15 +615,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	planFile := filepath.Join(p.work, "plan.csv")
 	_ = os.WriteFile(planFile, []byte(plan.String()), 0o644)
 	env := &cli.Env{Out: io.Discard, Client: p.c, DirectoryDSN: p.dsn}
-	if o.OwnerChanges {
-		err = p.heldStart(runCtx, addrs)
-		if err == nil {
-			err = p.ownerPhase(runCtx, o, addrs, workers, before, rep)
+	start := func() error {
+		switch {
+		case o.Redeploy != nil:
+			return p.startRedeployPlan(runCtx, addrs)
+		case o.OwnerChanges:
+			if err := p.heldStart(runCtx, addrs); err != nil {
+				return err
+			}
+			return p.ownerPhase(runCtx, o, addrs, workers, before, rep)
 		}
-	} else {
-		err = env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200})
+		return env.Plan(runCtx, cli.PlanArgs{File: planFile, PlanID: "reliability", AutoConfirm: true, Rate: 200})
 	}
-	if err != nil {
+	if err := start(); err != nil {
 		close(stop)
 		bg.Wait()
 		return nil, err
@@ -648,6 +696,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Violations = append(rep.Violations, v...)
 	}
 	rep.Violations = append(rep.Violations, p.checkInvariants(ctx, addrs, before, delivered, rep)...)
+	if o.Redeploy != nil {
+		rep.Violations = append(rep.Violations, p.checkRedeploy(ctx, addrs, o.Redeploy)...)
+	}
 	return rep, nil
 }
 
@@ -800,6 +851,7 @@ func (r *Report) Faults() string {
 	add(r.Refused, "refused")
 	add(r.HolderKills, "of them while connected")
 	add(r.Busy, "answered NO [UNAVAILABLE]")
+	add(r.Redeploys, "redeploys")
 	if r.DNSDown > 0 {
 		f = append(f, "DNS down "+r.DNSDown.String())
 	}
@@ -817,6 +869,9 @@ func (r *Report) Print(w io.Writer, scenario string) {
 		r.AccountsPerMn, r.P50.Round(100*time.Millisecond), r.P95.Round(100*time.Millisecond), r.EventsMax, r.EventsMean, r.ActionsMean, r.WorkerRSSMB, len(r.Violations), r.Peaks(), r.Faults())
 	if c := r.Replayed; c.Total() > 0 {
 		fmt.Fprintf(w, "  owner's changes replayed: %d expunged, %d flags, %d moved, %d folders\n", c.Expunged, c.Flags, c.Moved, c.Folders)
+	}
+	if r.RedeployStages != "" {
+		fmt.Fprintf(w, "  migrations by stage at the redeploy: %s\n", r.RedeployStages)
 	}
 	for i, v := range r.Violations {
 		if i == 10 {
