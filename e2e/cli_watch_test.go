@@ -1,11 +1,3 @@
-// The race detector finds a data race this test provokes in the copy
-// engine, not in watch: mailcopy's tracker hands the heartbeat checkpoints
-// that another folder's goroutine is still writing (addToMap), and
-// activities.keepAlive encodes them meanwhile. Until the engine hands over
-// a copy, the test runs without -race only.
-
-//go:build !race
-
 package e2e
 
 import (

@@ -46,6 +46,13 @@ type row struct {
 	lost     int
 	dups     int
 	note     string
+	// verify is the cost of verifying the copy by content (seconds).
+	verify float64
+	// lockout is the owner's lockout (lock-source to routing switched),
+	// with the stages inside it.
+	lockout float64
+	inside  string
+	run     bool // false when -runs left it out
 }
 
 func main() {
@@ -61,7 +68,12 @@ func run() error {
 	huge := flag.Int("huge", 50<<20, "size of the one huge message (0: none)")
 	conns := flag.Int("connections", 2, "engine connection pairs")
 	bin := flag.String("bin", "bin", "where worker and mailshift-copy are built")
+	runs := flag.String("runs", "c,a,b,c", "runs in order: c mbsync, a the engine, b the migration through Temporal (mbsync is run first and last: the faster is the reference)")
 	flag.Parse()
+	want := map[string]bool{}
+	for _, r := range strings.Split(*runs, ",") {
+		want[strings.TrimSpace(r)] = true
+	}
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "mailbench-")
 	if err != nil {
@@ -120,62 +132,100 @@ func run() error {
 		return err
 	}
 	fmt.Printf("seeded %d messages, %.0f MB in %.1fs\n", count, float64(size)/1e6, time.Since(t0).Seconds())
-	want, err := testenv.Read(src.Addr, source, ownerPW)
+	wantBox, err := testenv.Read(src.Addr, source, ownerPW)
 	if err != nil {
 		return err
 	}
 
-	var rows []row
+	rows := make([]row, 4)
 	// A child's peak RSS counts the parent's pages at fork time: give the
 	// corpus read above back to the OS before each run.
 	release := func() { runtime.GC(); debug.FreeOSMemory() }
 	release()
 	// (c) mbsync
-	r, err := runMbsync(work, src.Addr, dst.Addr, "run-c@example.com")
-	if err != nil {
-		return err
+	if want["c"] {
+		r, err := runMbsync(work, src.Addr, dst.Addr, "run-c@example.com")
+		if err != nil {
+			return err
+		}
+		rows[0] = check(r, dst.Addr, "run-c@example.com", wantBox)
+		release()
 	}
-	rows = append(rows, check(r, dst.Addr, "run-c@example.com", want))
-	release()
 	// (a) the engine alone
-	r, err = runEngine(*bin, src.Addr, dst.Addr, *conns)
-	if err != nil {
-		return err
+	if want["a"] {
+		r, err := runEngine(*bin, src.Addr, dst.Addr, *conns)
+		if err != nil {
+			return err
+		}
+		rows[1] = check(r, dst.Addr, "run-a@example.com", wantBox)
+		release()
 	}
-	rows = append(rows, check(r, dst.Addr, "run-a@example.com", want))
-	release()
-	// (b) the copy stage through Temporal
-	r, err = runWorkflow(ctx, work, *bin, dbPath, *conns)
-	if err != nil {
-		return err
+	// (b) the migration through Temporal
+	if want["b"] {
+		r, err := runWorkflow(ctx, work, *bin, dbPath, *conns)
+		if err != nil {
+			return err
+		}
+		rows[2] = check(r, dst.Addr, source, wantBox)
+		release()
 	}
-	rows = append(rows, check(r, dst.Addr, source, want))
-	release()
 	// mbsync again, last: the filesystem slows down for minutes after a
 	// big delete (an earlier run's cleanup), which would handicap the first
 	// run; the faster mbsync run is the reference.
-	r, err = runMbsync(work, src.Addr, dst.Addr, "run-d@example.com")
-	if err != nil {
-		return err
+	if want["c"] {
+		r, err := runMbsync(work, src.Addr, dst.Addr, "run-d@example.com")
+		if err != nil {
+			return err
+		}
+		r.name = "(c) mbsync, again"
+		rows[3] = check(r, dst.Addr, "run-d@example.com", wantBox)
 	}
-	r.name = "(c) mbsync, again"
-	rows = append(rows, check(r, dst.Addr, "run-d@example.com", want))
+	printTable(rows, count, size)
+	return nil
+}
 
+// printTable prints the runs, each against the faster mbsync run, then
+// what the table cannot show: verify's cost beside the copy's, the copy
+// stage against the engine alone, and the owner's lockout.
+func printTable(rows []row, count int, size int64) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "run\tseconds\tmessages\tmsg/s\tMB/s\tpeak RSS MB\tvs mbsync\tlost or altered\tduplicated\t")
-	base := max(float64(rows[0].messages)/rows[0].seconds, float64(rows[3].messages)/rows[3].seconds)
+	base := 0.0
+	for _, i := range []int{0, 3} {
+		if rows[i].run {
+			base = max(base, float64(rows[i].messages)/rows[i].seconds)
+		}
+	}
 	for _, r := range rows {
+		if !r.run {
+			continue
+		}
 		rate := float64(r.messages) / r.seconds
-		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%.0f\t%.1f\t%.0f\t%.2fx\t%d\t%d\t\n", r.name, r.seconds, r.messages, rate,
-			float64(r.bytes)/1e6/r.seconds, r.rssMB, rate/base, r.lost, r.dups)
+		vs := "-"
+		if base > 0 {
+			vs = fmt.Sprintf("%.2fx", rate/base)
+		}
+		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%.0f\t%.1f\t%.0f\t%s\t%d\t%d\t\n", r.name, r.seconds, r.messages, rate,
+			float64(r.bytes)/1e6/r.seconds, r.rssMB, vs, r.lost, r.dups)
 	}
 	tw.Flush()
+	fmt.Printf("corpus: %d messages, %.0f MB\n", count, float64(size)/1e6)
+	a, b := rows[1], rows[2]
+	if a.run {
+		fmt.Printf("verify by content after the engine's copy: %.2fs (%.0f%% of the copy's %.2fs)\n", a.verify, 100*a.verify/a.seconds, a.seconds)
+	}
+	if b.run {
+		fmt.Printf("verify stage of the migration: %.2fs (%.0f%% of the copy stage's %.2fs)\n", b.verify, 100*b.verify/b.seconds, b.seconds)
+		fmt.Printf("owner's lockout (lock-source to routing switched): %.2fs (stages it overlaps: %s)\n", b.lockout, b.inside)
+	}
+	if a.run && b.run {
+		fmt.Printf("copy stage through Temporal / engine alone: %.2fx\n", b.seconds/a.seconds)
+	}
 	for _, r := range rows {
-		if r.note != "" {
+		if r.run && r.note != "" {
 			fmt.Printf("%s: %s\n", r.name, r.note)
 		}
 	}
-	return nil
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
@@ -183,6 +233,7 @@ func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 // check compares the destination with the source by folder path (the
 // separators match), message by message.
 func check(r row, dstAddr, user string, want testenv.Mailbox) row {
+	r.run = true
 	r.messages = want.Count()
 	for _, msgs := range want {
 		for _, m := range msgs {
@@ -300,7 +351,7 @@ CopyArrivalDate yes
 func runEngine(bin, srcAddr, dstAddr string, conns int) (row, error) {
 	cmd := exec.Command(filepath.Join(bin, "mailshift-copy"), "--from", srcAddr, "--from-user", source, "--from-master", "mailshift",
 		"--from-security", "plain", "--to", dstAddr, "--to-user", "run-a@example.com", "--to-security", "plain",
-		"--connections", strconv.Itoa(conns))
+		"--connections", strconv.Itoa(conns), "--verify")
 	cmd.Env = append(os.Environ(), "MAILSHIFT_FROM_PASSWORD="+masterPW, "MAILSHIFT_TO_PASSWORD="+ownerPW, "GOMAXPROCS=1")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -309,7 +360,17 @@ func runEngine(bin, srcAddr, dstAddr string, conns int) (row, error) {
 		return row{}, fmt.Errorf("mailshift-copy: %v: %s", err, out.String())
 	}
 	el := time.Since(t0).Seconds()
-	r := row{name: "(a) engine", seconds: el, rssMB: maxRSS(cmd.ProcessState), messages: -1}
+	// The run verifies after copying; its own line says how long that
+	// took, which is not the copy's time.
+	var verify float64
+	if i := strings.Index(out.String(), "verify (by content, "); i >= 0 {
+		if _, err := fmt.Sscanf(out.String()[i+len("verify (by content, "):], "%fs", &verify); err != nil {
+			return row{}, fmt.Errorf("mailshift-copy: unreadable verify line: %v: %s", err, out.String())
+		}
+	} else {
+		return row{}, fmt.Errorf("mailshift-copy printed no verify line: %s", out.String())
+	}
+	r := row{name: "(a) engine", seconds: el - verify, verify: verify, rssMB: maxRSS(cmd.ProcessState), messages: -1}
 	// The engine reports its own peak, free of the fork-time pages.
 	if i := strings.Index(out.String(), "peak RSS "); i >= 0 {
 		var mb float64
@@ -369,17 +430,48 @@ func runWorkflow(ctx context.Context, work, bin, dbPath string, conns int) (row,
 	if err != nil {
 		return row{}, fmt.Errorf("workflow: %v\n%s", err, wlog.String())
 	}
-	var copyStart, copyEnd time.Time
-	for _, s := range res.Stages {
-		switch s.Stage {
-		case workflows.StageCopy:
-			copyStart = s.At
-		case workflows.StageSwitchRouting:
-			copyEnd = s.At
+	if res.Outcome != workflows.StageDone {
+		return row{}, fmt.Errorf("workflow ended %s, not done\n%s", res.Outcome, wlog.String())
+	}
+	// Each stage lasts from its event to the next one's.
+	took := map[workflows.Stage]float64{}
+	for i, s := range res.Stages {
+		end := res.Finished
+		if i+1 < len(res.Stages) {
+			end = res.Stages[i+1].At
+		}
+		took[s.Stage] += end.Sub(s.At).Seconds()
+	}
+	if took[workflows.StageCopy] == 0 {
+		return row{}, fmt.Errorf("the workflow recorded no copy stage: %+v", res.Stages)
+	}
+	var inside []string
+	for _, s := range []workflows.Stage{workflows.StageLockSource, workflows.StageAssignSlot, workflows.StageCopy, workflows.StageFinalDelta, workflows.StageSwitchRouting} {
+		if t, ok := took[s]; ok && lockedDuring(res.Stages, s) {
+			inside = append(inside, fmt.Sprintf("%s %.2fs", s, t))
 		}
 	}
-	return row{name: "(b) copy stage via Temporal", seconds: copyEnd.Sub(copyStart).Seconds(), rssMB: hwm, messages: -1,
-		note: fmt.Sprintf("workflow %s, whole migration %.1fs, %d copied, owner locked out %.2fs (lock to switch)", res.Outcome, res.Finished.Sub(res.Started).Seconds(), res.Copied, res.LockoutSeconds)}, nil
+	return row{name: "(b) copy stage via Temporal", seconds: took[workflows.StageCopy], rssMB: hwm, messages: -1,
+		verify: took[workflows.StageVerify], lockout: res.LockoutSeconds, inside: strings.Join(inside, ", "),
+		note: fmt.Sprintf("workflow %s, whole migration %.1fs, %d copied", res.Outcome, res.Finished.Sub(res.Started).Seconds(), res.Copied)}, nil
+}
+
+// lockedDuring reports whether stage s ran while the owner was locked
+// out: from lock-source up to the routing switch.
+func lockedDuring(stages []workflows.StageEvent, s workflows.Stage) bool {
+	locked := false
+	for _, e := range stages {
+		switch e.Stage {
+		case workflows.StageLockSource:
+			locked = true
+		case workflows.StageSwitchRouting:
+			return locked && s == workflows.StageSwitchRouting
+		}
+		if e.Stage == s && locked {
+			return true
+		}
+	}
+	return false
 }
 
 // vmHWM reads a live process's peak RSS in MB.

@@ -3,6 +3,7 @@ package mailcopy
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -150,20 +151,19 @@ func fetchPlan(c *conn, uids imap.UIDSet, binary bool) ([]fetchRun, error) {
 	return splitRuns(nums, safe), nil
 }
 
-// maxRestoreBytes bounds the messages restoreNULs reads whole: a larger
-// one keeps 0x80 for its NUL bytes (verify reports it altered), and the
-// copier's memory stays bounded.
-const maxRestoreBytes = 16 << 20
-
 // restoreNULs gives back their NUL bytes to the messages of the folder
 // just copied that were streamed from BODY[] with a 0x80 byte in them
-// (sus): for each whose BINARY[] is its bytes and holds a NUL, the bytes
-// are APPENDed as a literal8 and the copy with 0x80 in their place is
-// expunged (d has the destination folder selected), and the map follows.
-// Without UIDPLUS the old copy could not be named, so the 0x80 copy stays
-// and verify reports it altered.
-func restoreNULs(s, d *conn, m Mapping, sus []pendingAppend, tr *tracker, cp *Checkpoint) error {
-	if len(sus) == 0 || !d.Caps().Has(imap.CapUIDPlus) {
+// (sus): for each whose BINARY[] is its bytes and holds a NUL, BINARY[] is
+// streamed into an APPEND as a literal8 and the copy with 0x80 in their
+// place is expunged (d has the destination folder selected), and the map
+// follows. Nothing holds a whole message, so there is no size cap: a first
+// pass over BINARY[] only looks for a NUL (most 0x80 bytes are real: a
+// euro sign in windows-1252), the second streams it to the destination.
+// A message that keeps its 0x80 bytes for its NULs (no UIDPLUS to name
+// the old copy, the destination refusing the new one) is reported, never
+// left silent.
+func restoreNULs(s, d *conn, m Mapping, sus []pendingAppend, tr *tracker, cp *Checkpoint, fr *FolderResult) error {
+	if len(sus) == 0 {
 		return nil
 	}
 	var set imap.UIDSet
@@ -175,28 +175,26 @@ func restoreNULs(s, d *conn, m Mapping, sus []pendingAppend, tr *tracker, cp *Ch
 		return classify(err, fmt.Sprintf("fetch body structures of %q", m.Source))
 	}
 	for _, p := range sus {
-		old := lookupMap(cp.Map, uint32(p.uid))
-		if !safe[p.uid] || old == 0 || p.size > maxRestoreBytes {
-			continue
+		if !safe[p.uid] {
+			continue // BINARY[] is not its bytes: verify reads BODY[] too
 		}
-		msgs, err := s.Fetch(imap.UIDSetNum(p.uid), &imap.FetchOptions{UID: true,
-			BinarySection: []*imap.FetchItemBinarySection{{Peek: true}}}).Collect()
+		nul, err := binaryHasNUL(s, p.uid)
 		if err != nil {
 			return classify(err, fmt.Sprintf("read message %d of %q", p.uid, m.Source))
 		}
-		var body []byte
-		for _, mm := range msgs {
-			for _, b := range mm.BinarySection {
-				body = b.Bytes
-			}
-		}
-		if bytes.IndexByte(body, 0) < 0 {
+		if !nul {
 			continue // a real 0x80 byte: the copy is exact
 		}
-		uid, err := appendBytes(tr, m.Dest, body, p.flags, p.date)
+		old := lookupMap(cp.Map, uint32(p.uid))
+		if old == 0 || !d.Caps().Has(imap.CapUIDPlus) {
+			fr.Reported = append(fr.Reported, nulItem(m.Source, p, "the destination does not say which message the copy became (UIDPLUS), so it cannot be replaced"))
+			continue
+		}
+		uid, err := appendBinaryStream(s, tr, m.Dest, p)
 		if err != nil {
 			if isNo(err) {
-				continue // the 0x80 copy stays; verify reports it altered
+				fr.Reported = append(fr.Reported, nulItem(m.Source, p, "the destination refused the copy with NUL bytes: "+errText(err)))
+				continue
 			}
 			return classify(err, fmt.Sprintf("append to %q", m.Dest))
 		}
@@ -221,6 +219,119 @@ func restoreNULs(s, d *conn, m Mapping, sus []pendingAppend, tr *tracker, cp *Ch
 		}
 	}
 	return nil
+}
+
+// nulItem reports a message stored with 0x80 in place of its NUL bytes.
+func nulItem(folder string, p pendingAppend, why string) Skip {
+	return Skip{Folder: folder, UID: uint32(p.uid), Size: p.size, Date: p.date, Category: CatAltered,
+		Reason: "stored altered by the destination: its NUL bytes are shown as 0x80 (" + why + ")"}
+}
+
+// binaryLiteral FETCHes BINARY.PEEK[] of one message of the selected folder
+// and hands its literal to f, as it streams; f must read it or return.
+func binaryLiteral(s *conn, uid imap.UID, f func(lit imap.LiteralReader) error) error {
+	cmd := s.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true,
+		BinarySection: []*imap.FetchItemBinarySection{{Peek: true}}})
+	var ferr error
+	seen := false
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			it, ok := item.(imapclient.FetchItemDataBinarySection)
+			if !ok || it.Literal == nil {
+				continue
+			}
+			if seen || ferr != nil {
+				_, _ = io.Copy(io.Discard, it.Literal)
+				continue
+			}
+			seen = true
+			if ferr = f(it.Literal); ferr != nil {
+				// Read the rest so go-imap's reader is not left waiting;
+				// a source that failed mid-literal fails Close too.
+				_, _ = io.Copy(io.Discard, it.Literal)
+			}
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if !seen {
+		return fmt.Errorf("message %d: the source sent no BINARY[] body", uid)
+	}
+	return nil
+}
+
+// binaryHasNUL reports whether BINARY[] of a message holds a NUL byte.
+func binaryHasNUL(s *conn, uid imap.UID) (bool, error) {
+	found := false
+	err := binaryLiteral(s, uid, func(lit imap.LiteralReader) error {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := lit.Read(buf)
+			if bytes.IndexByte(buf[:n], 0) >= 0 {
+				found = true
+			}
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	return found, err
+}
+
+// appendBinaryStream streams BINARY[] of a source message into an APPEND
+// with a literal8, on a fresh LITERAL+ destination connection, and returns
+// its destination UID. A source that stops mid-literal leaves the APPEND
+// short: the connection is closed, so the destination drops it.
+func appendBinaryStream(s *conn, tr *tracker, folder string, p pendingAppend) (imap.UID, error) {
+	rc, err := dialRaw(tr.dst)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.close()
+	var res rawResult
+	err = binaryLiteral(s, p.uid, func(lit imap.LiteralReader) error {
+		cr := &sourceReader{r: lit}
+		ch, err := rc.start(appendCmd(folder, p.flags, p.date, lit.Size(), true), cr)
+		if err == nil {
+			err = rc.flush()
+		}
+		if err != nil {
+			if cr.err != nil {
+				return cr.err // the source's failure, not the destination's
+			}
+			return fmt.Errorf("append to %q: %w", folder, err)
+		}
+		res, err = rc.wait(ch)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if !res.ok {
+		return 0, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
+	}
+	return res.appendUID(), nil
+}
+
+// sourceReader remembers why reading the source failed.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *sourceReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // replaceInMap makes src map to dst, splitting the range that held it.

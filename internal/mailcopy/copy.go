@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,12 @@ type Checkpoint struct {
 	// the source announces CONDSTORE (replay.go).
 	Dest   string `json:"dn,omitempty"`
 	ModSeq uint64 `json:"ms,omitempty"`
+}
+
+// clone returns cp with a map of its own.
+func (cp Checkpoint) clone() Checkpoint {
+	cp.Map = slices.Clone(cp.Map)
+	return cp
 }
 
 // Options tune a copy.
@@ -283,7 +290,7 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error)
 	tr := &tracker{opts: opts, cps: map[string]Checkpoint{}, total: len(jobs) + len(unchanged), done: len(unchanged), dst: dst, binary: binary,
 		folderItems: folderItems, problems: problemsFolderIn(opts.Locale, listed)}
 	for k, v := range opts.Checkpoints {
-		tr.cps[k] = v
+		tr.cps[k] = v.clone()
 	}
 	// Only a folder to copy can meet a message preserved earlier, and only
 	// a problems folder that exists holds one.
@@ -453,14 +460,22 @@ type tracker struct {
 	p     Progress
 }
 
+// The tracker owns its checkpoints: it stores a copy of what a folder's
+// goroutine hands it and gives out copies, because that goroutine goes on
+// growing its map in place (addToMap) while snapshots taken from the
+// tracker are encoded by another goroutine (the activity's heartbeat) or
+// kept by the caller. A stored map is never written again, so snapshots
+// may share it.
+
 func (t *tracker) checkpoint(folder string) (Checkpoint, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cp, ok := t.cps[folder]
-	return cp, ok
+	return cp.clone(), ok
 }
 
 func (t *tracker) update(folder string, cp Checkpoint, f func(p *Progress)) {
+	cp = cp.clone() // outside the lock: only this folder's goroutine writes cp
 	t.mu.Lock()
 	t.cps[folder] = cp
 	if f != nil {

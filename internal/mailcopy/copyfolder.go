@@ -255,7 +255,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		}
 		done(r.p.uid, nil)
 	}
-	if err := restoreNULs(s, d, m, suspects, tr, &cp); err != nil {
+	if err := restoreNULs(s, d, m, suspects, tr, &cp, &fr); err != nil {
 		return fr, err
 	}
 	advance()
