@@ -202,15 +202,20 @@ func (m *migration) waitWindow(ctx workflow.Context) error {
 			return temporal.NewNonRetryableApplicationError("cutover window: "+res.Err, activities.ErrTypeBadInput, nil)
 		}
 		ws := res.W
+		if !ws.Open {
+			// Said before the advance notice goes, so status reads the
+			// same from the first moment of the wait.
+			m.st.NextCheck = ws.Opens
+			m.st.WaitingFor = "the cutover window (opens " + ws.Opens.Format("2006-01-02 15:04 MST") + "; cutover-now to go now, set-window to move it)"
+			m.details(ctx)
+		}
 		if err := m.advanceNotice(ctx, ws); err != nil {
+			m.st.WaitingFor, m.st.NextCheck = "", time.Time{}
 			return err
 		}
 		if ws.Open {
 			break
 		}
-		m.st.NextCheck = ws.Opens
-		m.st.WaitingFor = "the cutover window (opens " + ws.Opens.Format("2006-01-02 15:04 MST") + "; cutover-now to go now, set-window to move it)"
-		m.details(ctx)
 		m.windowMoved = false
 		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: ws.Opens.Sub(now),
 			TimerOptions: workflow.TimerOptions{Summary: "waiting-for-window: opens " + ws.Opens.Format("2006-01-02 15:04 MST")}},
