@@ -122,7 +122,7 @@ func viewReport(t *testing.T, page string, items int) {
 	t.Helper()
 	chrome, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium is not installed: run deploy/lab/install.sh (make test does)")
+		t.Fatalf("chromium is not installed: run deploy/lab/install.sh (make test does)")
 	}
 	root, err := testenv.RepoRoot()
 	if err != nil {
