@@ -36,6 +36,7 @@ import (
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -526,7 +527,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	l.snap().since(&r, before)
 	r.temporal = treeCPU(tpid) - tBefore
 	r.tool = treeCPU(w.Process.Pid)
-	rss := vmHWM(w.Process.Pid)
+	rss := procstat.PeakRSSMB(w.Process.Pid)
 	stopWorker()
 	// History events per account, on a sample.
 	events, maxEvents, sampled := 0, 0, 0

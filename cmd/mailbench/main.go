@@ -27,6 +27,7 @@ import (
 
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -424,7 +425,7 @@ func runWorkflow(ctx context.Context, work, bin, dbPath string, conns int) (row,
 	defer cancel()
 	var res workflows.Result
 	err = run.Get(wctx, &res)
-	hwm := vmHWM(w.Process.Pid)
+	hwm := procstat.PeakRSSMB(w.Process.Pid)
 	_ = w.Process.Signal(syscall.SIGTERM)
 	_ = w.Wait()
 	if err != nil {
@@ -472,20 +473,4 @@ func lockedDuring(stages []workflows.StageEvent, s workflows.Stage) bool {
 		}
 	}
 	return false
-}
-
-// vmHWM reads a live process's peak RSS in MB.
-func vmHWM(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mailshift/mailshift/internal/mailcopy"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"github.com/mailshift/mailshift/internal/profiling"
 )
 
@@ -198,7 +199,7 @@ func run() error {
 	}
 	fmt.Printf("copied %d messages (%.1f MB), %d already present, %d skipped, %d reported in %.2fs: %.0f msg/s, %.1f MB/s, peak RSS %.0f MB\n",
 		res.Copied, float64(res.Bytes)/1e6, res.Present, res.Skipped, res.Reported, el.Seconds(),
-		float64(res.Copied)/el.Seconds(), float64(res.Bytes)/1e6/el.Seconds(), peakRSS())
+		float64(res.Copied)/el.Seconds(), float64(res.Bytes)/1e6/el.Seconds(), procstat.PeakRSSMB(0))
 	if len(res.ByReason) > 0 {
 		fmt.Printf("items by reason: %s\n", byReason(res.ByReason))
 	}
@@ -282,20 +283,4 @@ func byReason(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-// peakRSS is this process's peak resident memory in MB (Linux).
-func peakRSS() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			var kb float64
-			fmt.Sscan(f[1], &kb)
-			return kb / 1024
-		}
-	}
-	return 0
 }

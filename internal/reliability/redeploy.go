@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mailshift/mailshift/internal/cli"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"github.com/mailshift/mailshift/workflows"
 )
 
@@ -88,7 +89,7 @@ func (w *worker) terminate() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cmd != nil && w.cmd.Process != nil {
-		w.hwm = max(w.hwm, vmHWM(w.cmd.Process.Pid))
+		w.hwm = max(w.hwm, procstat.PeakRSSMB(w.cmd.Process.Pid))
 		_ = w.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = w.cmd.Wait(); close(done) }()

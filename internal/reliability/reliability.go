@@ -33,6 +33,7 @@ import (
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/procstat"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -299,7 +300,7 @@ func (w *worker) sample() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cmd != nil && w.cmd.Process != nil {
-		w.hwm = max(w.hwm, vmHWM(w.cmd.Process.Pid))
+		w.hwm = max(w.hwm, procstat.PeakRSSMB(w.cmd.Process.Pid))
 	}
 }
 
@@ -307,25 +308,11 @@ func (w *worker) kill() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cmd != nil && w.cmd.Process != nil {
-		w.hwm = max(w.hwm, vmHWM(w.cmd.Process.Pid))
+		w.hwm = max(w.hwm, procstat.PeakRSSMB(w.cmd.Process.Pid))
 		_ = w.cmd.Process.Signal(syscall.SIGKILL)
 		_ = w.cmd.Wait()
 		w.cmd = nil
 	}
-}
-
-func vmHWM(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 // Run sets up the platform, migrates o.Accounts accounts as one plan under
