@@ -55,6 +55,30 @@ func (a *Activities) RequestLease(ctx context.Context, in LeaseInput) error {
 	return err
 }
 
+// LeaseRelease gives one lease back to a service's budget workflow.
+type LeaseRelease struct {
+	WorkflowID string `json:"workflowId"`
+	Signal     string `json:"signal"`
+	Lease      string `json:"lease"`
+}
+
+// ReleaseLeases gives leases back, one signal each. A budget that is not
+// running holds nothing to give back. Idempotent: the budget ignores a
+// lease it no longer knows.
+func (a *Activities) ReleaseLeases(ctx context.Context, in []LeaseRelease) error {
+	if a.Temporal == nil {
+		return permanent(ErrTypeConfig, "the worker has no Temporal client for server budgets")
+	}
+	for _, r := range in {
+		err := a.Temporal.SignalWorkflow(ctx, r.WorkflowID, "", r.Signal, r.Lease)
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			return err
+		}
+	}
+	return nil
+}
+
 // ClosedWorkflows returns the IDs among ids whose latest run is closed (or
 // that do not exist): their leases can be given back.
 func (a *Activities) ClosedWorkflows(ctx context.Context, ids []string) ([]string, error) {

@@ -33,6 +33,9 @@ type CopyInput struct {
 	// Exclude are source messages that stay on the source (the owner's
 	// advance notice).
 	Exclude []mailcopy.Exclude `json:",omitempty"`
+	// Pairs caps the connection pairs the pass opens: what its lease
+	// holds (0: the worker's setting).
+	Pairs int `json:",omitempty"`
 }
 
 // FolderSummary is one folder's line in a copy summary.
@@ -133,6 +136,9 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 			set(CopyHeartbeat{Checkpoints: p.Checkpoints, FoldersDone: p.FoldersDone,
 				FoldersTotal: p.FoldersTotal, Copied: base.Copied + p.Copied, Bytes: base.Bytes + p.Bytes, Replayed: base.Replayed})
 		},
+	}
+	if in.Pairs > 0 && (opts.Connections <= 0 || in.Pairs < opts.Connections) {
+		opts.Connections = in.Pairs
 	}
 	var replayItems []mailcopy.Skip
 	if in.Replay && in.Delta {

@@ -344,6 +344,12 @@ type State struct {
 	// Lean is 1 when a small first pass ends the pre-copy and verify's
 	// last delta shares verify's leases (versioned: fewer lease rounds).
 	Lean int `json:"lean,omitempty"`
+	// Quick is 1 when the short calls (directory, routing, leases) run as
+	// local activities inside the workflow task, and leases are kept from
+	// one stage to the next until a stage waits (versioned "quick-steps").
+	// Leases are the leases held (or asked for) now.
+	Quick  int         `json:"quick,omitempty"`
+	Leases []heldLease `json:"leases,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/mailcopy"
 )
 
 // A mail server is shared: the MX Plan servers serve every other customer
@@ -164,6 +165,9 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 	// Versioned: a budget started before queue notices replays without
 	// sending them, and sends them from its next run on.
 	b.notices = workflow.GetVersion(ctx, "budget-queue-notices", workflow.DefaultVersion, 1) == 1
+	// Versioned: grants sent together in one workflow task, waiters told
+	// only when their place halves.
+	b.batch = workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 1) == 1
 	sweepAt := workflow.Now(ctx).Add(budgetSweep)
 	for {
 		b.grant(ctx)
@@ -229,7 +233,7 @@ type budget struct {
 	st                                        BudgetState
 	log                                       interface{ Warn(string, ...interface{}) }
 	acquire, release, throttle, pause, resume workflow.ReceiveChannel
-	notices                                   bool
+	notices, batch                            bool
 }
 
 // drain handles every signal already delivered, so none is lost when the
@@ -324,6 +328,18 @@ func (b *budget) onThrottle(ctx workflow.Context, why string) {
 // Then each waiter whose place changed enough is told.
 func (b *budget) grant(ctx workflow.Context) {
 	defer b.tell(ctx)
+	// With batch, every grant of this round is sent before any answer is
+	// awaited: one workflow task for all of them, not one each.
+	var sent []granted
+	defer func() {
+		for _, g := range sent {
+			if err := g.f.Get(ctx, nil); err != nil {
+				// The holder is gone (closed): its lease lapses.
+				b.log.Warn("lease holder gone", "holder", g.r.Holder, "error", err)
+				b.st.Held = keep(b.st.Held, func(l LeaseRequest) bool { return l.Lease != g.r.Lease })
+			}
+		}
+	}()
 	for i := 0; i < len(b.st.Queue); {
 		r := b.st.Queue[i]
 		if b.st.held(r) {
@@ -336,6 +352,13 @@ func (b *budget) grant(ctx workflow.Context) {
 		}
 		b.st.Queue = slices.Delete(b.st.Queue, i, i+1)
 		delete(b.st.Told, r.Lease)
+		if b.batch {
+			b.st.Held = append(b.st.Held, r)
+			b.st.Granted++
+			b.st.Peak = max(b.st.Peak, b.st.used())
+			sent = append(sent, granted{r, workflow.SignalExternalWorkflow(ctx, r.Holder, "", SignalGranted, LeaseGrant{Lease: r.Lease, Service: b.st.Service})})
+			continue
+		}
 		err := workflow.SignalExternalWorkflow(ctx, r.Holder, "", SignalGranted, LeaseGrant{Lease: r.Lease, Service: b.st.Service}).Get(ctx, nil)
 		if err != nil {
 			// The holder is gone (closed): its request lapses.
@@ -348,10 +371,17 @@ func (b *budget) grant(ctx workflow.Context) {
 	}
 }
 
+// granted is a grant sent and its answer to come.
+type granted struct {
+	r LeaseRequest
+	f workflow.Future
+}
+
 // tell sends each waiting holder its place when it first waits, when its
-// plan is paused or resumed, at every place under five and each time its
-// place halves: a holder of a queue of n hears about 5 + log2(n/5) times,
-// not n, and its status says "queued for <service> (n ahead)".
+// plan is paused or resumed, and each time its place halves (budgets
+// before batch: at every place under five too): a holder of a queue of n
+// hears about log2(n) times, not n, and its status says "queued for
+// <service> (n ahead)".
 func (b *budget) tell(ctx workflow.Context) {
 	if !b.notices || len(b.st.Queue) == 0 {
 		return
@@ -380,6 +410,9 @@ func (b *budget) tell(ctx workflow.Context) {
 		}
 		if ok && told >= 0 && place >= 5 && place > told/2 && place < told {
 			continue
+		}
+		if b.batch && ok && told >= 0 && place > told/2 && place < told {
+			continue // told again when the place has halved
 		}
 		b.st.Told[q.Lease] = place
 		sent = append(sent, workflow.SignalExternalWorkflow(ctx, q.Holder, "", SignalQueued,
@@ -441,10 +474,14 @@ type share struct {
 // withBudget runs f holding leases on every service it names, asked for
 // in order (sources before destinations, so two migrations never wait on
 // each other), released when f returns. Versioned: migrations started
-// before budgets run without them.
+// before budgets run without them; migrations with State.Quick keep their
+// leases from one stage to the next (withKeptLeases).
 func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(workflow.Context) error) error {
 	if m.st.Budget == 0 {
 		return f(ctx)
+	}
+	if m.st.Quick == 1 {
+		return m.withKeptLeases(ctx, shares, f)
 	}
 	var held []LeaseGrant // granted, and a request still queued
 	defer func() {
@@ -461,54 +498,154 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 		if sh.service == "" || sh.limit <= 0 {
 			continue
 		}
-		m.st.LeaseSeq++
-		lease := fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq)
-		req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit,
-			// Only the first lease admits: a pass granted its source share
-			// is admitted, and its destination request is never held by a
-			// pause (it would hold the source share meanwhile).
-			Plan: m.in.Plan, Admission: len(held) == 0 && m.admission(), Urgent: m.lockedOut()}
-		if err := workflow.ExecuteActivity(short(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections"),
-			a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
-				Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
+		if _, err := m.askLease(ctx, sh, len(held) == 0, func(l string) { held = append(held, LeaseGrant{Lease: l, Service: sh.service}) }); err != nil {
 			return err
 		}
-		// Until granted, a stop (rollback, cancel) withdraws the request.
-		held = append(held, LeaseGrant{Lease: lease, Service: sh.service})
-		m.st.WaitingFor = "queued for " + sh.service
-		m.details(ctx)
-		ch := workflow.GetSignalChannel(ctx, SignalGranted)
-		queued := workflow.GetSignalChannel(ctx, SignalQueued)
-		for {
-			var g LeaseGrant
-			var q LeaseQueued
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &g) })
-			sel.AddReceive(queued, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &q) })
-			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
-			sel.Select(ctx)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if q.Lease != "" {
-				if q.Lease == lease {
-					m.st.WaitingFor = queuedFor(q)
-					m.details(ctx)
-				}
-				continue
-			}
-			if g.Lease == lease {
-				break
-			}
-			// A grant for a lease this run no longer waits for (asked before
-			// a retry): give it back at once.
-			if err := workflow.SignalExternalWorkflow(ctx, BudgetWorkflowID(g.Service), "", SignalRelease, g.Lease).Get(ctx, nil); err != nil {
-				m.log.Warn("release stale lease", "error", err)
-			}
-		}
-		m.st.WaitingFor = ""
 	}
 	return f(ctx)
+}
+
+// heldLease is a lease a migration holds (State.Leases).
+type heldLease struct {
+	Service     string `json:"service"`
+	Lease       string `json:"lease"`
+	Connections int    `json:"connections"`
+}
+
+// keepsLeases tells whether a stage goes on holding the leases its last
+// pass took: the stages that follow one another without waiting, from
+// preflight to the copy and from the copy to the delta-sync, and verify
+// to done. A stage that waits (a slot, a confirmation, the window, DNS,
+// an operator) holds no copy budget.
+func keepsLeases(s Stage) bool {
+	switch s {
+	case StagePreflight, StageAssignSlot, StageCopy, StageLockSource, StageFinalDelta, StageSwitchRouting, StageDeltaSync, StageVerify, StageDone:
+		return true
+	}
+	return false
+}
+
+// withKeptLeases runs f under leases on every service it names, reusing
+// those the migration already holds when they are large enough. A share
+// that needs a new lease gives back first what is held on its service and
+// on every service after it in the order (sources before destinations),
+// so no migration waits while holding a later lease than the one it asks
+// for. After f the leases are kept while the stage keeps them
+// (keepsLeases), and given back when f failed: a parked migration holds
+// nothing.
+func (m *migration) withKeptLeases(ctx workflow.Context, shares []share, f func(workflow.Context) error) error {
+	for i, sh := range shares {
+		if sh.service == "" || sh.limit <= 0 {
+			continue
+		}
+		if l := m.leaseOn(sh.service); l != nil && l.Connections >= sh.connections {
+			continue
+		}
+		var later []string
+		for _, x := range shares[i:] {
+			later = append(later, x.service)
+		}
+		m.releaseLeases(ctx, later)
+		if _, err := m.askLease(ctx, sh, len(m.st.Leases) == 0, func(l string) {
+			m.st.Leases = append(m.st.Leases, heldLease{Service: sh.service, Lease: l, Connections: sh.connections})
+		}); err != nil {
+			m.releaseLeases(ctx, nil)
+			m.st.WaitingFor = ""
+			return err
+		}
+	}
+	err := f(ctx)
+	if err != nil || !keepsLeases(m.st.Stage) {
+		m.releaseLeases(ctx, nil)
+	}
+	return err
+}
+
+// leaseOn is the lease held on service (nil: none).
+func (m *migration) leaseOn(service string) *heldLease {
+	for i := range m.st.Leases {
+		if m.st.Leases[i].Service == service {
+			return &m.st.Leases[i]
+		}
+	}
+	return nil
+}
+
+// releaseLeases gives back the leases held on services (nil: all), in
+// one local activity, even when ctx is cancelled.
+func (m *migration) releaseLeases(ctx workflow.Context, services []string) {
+	if len(m.st.Leases) == 0 {
+		return
+	}
+	var give []activities.LeaseRelease
+	m.st.Leases = slices.DeleteFunc(m.st.Leases, func(l heldLease) bool {
+		if services != nil && !slices.Contains(services, l.Service) {
+			return false
+		}
+		give = append(give, activities.LeaseRelease{WorkflowID: BudgetWorkflowID(l.Service), Signal: SignalRelease, Lease: l.Lease})
+		return true
+	})
+	if len(give) == 0 {
+		return
+	}
+	rctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := workflow.ExecuteLocalActivity(quick(rctx, "budget: give leases back"), a.ReleaseLeases, give).Get(rctx, nil); err != nil {
+		// The budget's sweep takes them back once this migration closes.
+		m.log.Warn("release leases", "error", err)
+	}
+}
+
+// askLease asks sh's budget for a lease and waits for the grant. The
+// request is handed to asked before the wait, so a stop (rollback,
+// cancel) withdraws it. admits: the request may admit the account to the
+// copy (the first lease of a pass).
+func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked func(lease string)) (string, error) {
+	m.st.LeaseSeq++
+	lease := fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq)
+	req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit,
+		// Only the first lease admits: a pass granted its source share
+		// is admitted, and its destination request is never held by a
+		// pause (it would hold the source share meanwhile).
+		Plan: m.in.Plan, Admission: admits && m.admission(), Urgent: m.lockedOut()}
+	if err := m.call(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections",
+		a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
+			Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
+		return "", err
+	}
+	asked(lease)
+	m.st.WaitingFor = "queued for " + sh.service
+	m.details(ctx)
+	ch := workflow.GetSignalChannel(ctx, SignalGranted)
+	queued := workflow.GetSignalChannel(ctx, SignalQueued)
+	for {
+		var g LeaseGrant
+		var q LeaseQueued
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &g) })
+		sel.AddReceive(queued, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, &q) })
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if q.Lease != "" {
+			if q.Lease == lease {
+				m.st.WaitingFor = queuedFor(q)
+				m.details(ctx)
+			}
+			continue
+		}
+		if g.Lease == lease {
+			break
+		}
+		// A grant for a lease this run no longer waits for (asked before
+		// a retry): give it back at once.
+		if err := workflow.SignalExternalWorkflow(ctx, BudgetWorkflowID(g.Service), "", SignalRelease, g.Lease).Get(ctx, nil); err != nil {
+			m.log.Warn("release stale lease", "error", err)
+		}
+	}
+	m.st.WaitingFor = ""
+	return lease, nil
 }
 
 // admission tells whether a lease asked for now admits the account to
@@ -551,7 +688,7 @@ func (m *migration) budgets(ctx workflow.Context) error {
 		return nil
 	}
 	var b activities.BudgetsResult
-	if err := workflow.ExecuteActivity(short(ctx, "budget: look up the servers' connection budgets"), a.ServerBudgets,
+	if err := m.call(ctx, "budget: look up the servers' connection budgets", a.ServerBudgets,
 		activities.BudgetsInput{Address: m.in.Address, To: m.in.To}).Get(ctx, &b); err != nil {
 		return err
 	}
@@ -559,8 +696,11 @@ func (m *migration) budgets(ctx workflow.Context) error {
 	return nil
 }
 
-// copyShares are the leases a copy, delta or verify needs.
-func (m *migration) copyShares() []share {
+// copyShares are the leases a copy, delta or verify pass of pairs
+// connection pairs needs: a connection of the source per pair, and of
+// the destination one per pair, or two where the copy pipelines its
+// APPENDs on a second session.
+func (m *migration) copyShares(pairs int) []share {
 	b := m.st.Budgets
 	if b == nil {
 		return nil
@@ -569,10 +709,41 @@ func (m *migration) copyShares() []share {
 	if b.DestConnections > 0 {
 		dest = b.DestConnections
 	}
+	if m.st.Quick == 1 && pairs < b.Connections {
+		dest = dest * pairs / max(b.Connections, 1)
+		return []share{{b.SourceService, pairs, b.SourceBudget}, {m.in.To, max(dest, pairs), b.DestBudget}}
+	}
 	return []share{{b.SourceService, b.Connections, b.SourceBudget}, {m.in.To, dest, b.DestBudget}}
 }
 
-// sourceShare is one connection on the source (preflight's measure).
+// passPairs is how many connection pairs a pass leases and opens
+// (migrations with State.Quick; before, the worker's setting): the engine
+// opens a pair per mailcopy.DefaultMessagesPerPair messages to copy, up to
+// the worker's setting, so the first pass of a small mailbox, a delta and
+// verify take one. A delta that finds more than that copies on one pair,
+// slower, never past its lease.
+func (m *migration) passPairs(full bool) int {
+	b := m.st.Budgets
+	if b == nil {
+		return 0
+	}
+	n := max(b.Connections, 1)
+	if m.st.Quick == 0 {
+		return n
+	}
+	if !full {
+		return 1
+	}
+	if m.st.Preflight == nil {
+		return n
+	}
+	per := mailcopy.DefaultMessagesPerPair
+	return max(1, min(n, (m.st.Preflight.Messages+per-1)/per))
+}
+
+// sourceShare is one connection on the source (preflight's measure);
+// with kept leases (State.Quick) the copy of a mailbox that needs one
+// pair goes on under it and asks only the destination.
 func (m *migration) sourceShare() []share {
 	b := m.st.Budgets
 	if b == nil {

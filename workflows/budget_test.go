@@ -2,67 +2,189 @@ package workflows
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailshift/mailshift/internal/dnscheck"
 
 	"github.com/stretchr/testify/mock"
 
 	"github.com/mailshift/mailshift/activities"
 )
 
-// Every pass that touches a server holds a lease on it, asked for in
-// order (source, then destination) and given back after; the budget's
-// grant is what lets the pass run.
-func TestCopiesHoldLeases(t *testing.T) {
-	h := newHarness(t)
-	var mu sync.Mutex
-	var asked, released, urgent []string
-	most := map[string]int{} // the most connections asked of each budget
-	h.env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1",
-		SourceBudget: 4, DestBudget: 6, Connections: 2, DestConnections: 4}, nil)
+// leaseBook plays the budgets for a harness: it grants every request a
+// second later and records what was asked, given back and held when.
+type leaseBook struct {
+	mu       sync.Mutex
+	asked    []string // budget workflow IDs, in order
+	urgent   []string
+	most     map[string]int    // the most connections asked of each budget
+	held     map[string]string // lease -> budget
+	released map[string]int    // lease -> times given back
+}
+
+func newLeaseBook(h *harness) *leaseBook {
+	b := &leaseBook{most: map[string]int{}, held: map[string]string{}, released: map[string]int{}}
 	h.env.OnActivity(a.RequestLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LeaseInput) error {
-		mu.Lock()
-		asked = append(asked, in.WorkflowID)
-		most[in.WorkflowID] = max(most[in.WorkflowID], in.Request.Connections)
+		b.mu.Lock()
+		b.asked = append(b.asked, in.WorkflowID)
+		b.most[in.WorkflowID] = max(b.most[in.WorkflowID], in.Request.Connections)
 		if in.Request.Urgent {
-			urgent = append(urgent, in.WorkflowID)
+			b.urgent = append(b.urgent, in.WorkflowID)
 		}
-		mu.Unlock()
+		b.held[in.Request.Lease] = in.WorkflowID
+		b.mu.Unlock()
 		// The budget grants a little later.
 		h.env.RegisterDelayedCallback(func() {
 			h.env.SignalWorkflow(SignalGranted, LeaseGrant{Lease: in.Request.Lease, Service: in.WorkflowID[len(budgetIDPrefix):]})
 		}, time.Second)
 		return nil
 	})
-	h.env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalRelease, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
-		mu.Lock()
-		released = append(released, id)
-		mu.Unlock()
+	h.env.OnActivity(a.ReleaseLeases, mock.Anything, mock.Anything).Return(func(_ context.Context, in []activities.LeaseRelease) error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, r := range in {
+			b.released[r.Lease]++
+			delete(b.held, r.Lease)
+		}
 		return nil
+	})
+	return b
+}
+
+// holding lists the budgets whose leases are held now, sorted.
+func (b *leaseBook) holding() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, id := range b.held {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Every pass that touches a server holds a lease on it, asked for in
+// order (source, then destination), as large as the pass opens: a pair
+// per 1,000 messages of the first pass, up to the worker's 2, one for the
+// deltas and verify. A lease is kept from one stage to the next while none
+// waits: preflight's source lease serves the copy of a small mailbox, the
+// copy's pair the final delta and the delta-sync, verify's pair the
+// finish; the DNS wait holds nothing; every lease is given back once.
+func TestCopiesHoldLeases(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		messages int
+		asked    []string
+		most     map[string]int
+		pairs    []int // CopyInput.Pairs of each copy pass
+	}{
+		{"small mailbox", 200, []string{"budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"},
+			map[string]int{"budget:mxplan-1": 1, "budget:emailpro-1": 2}, []int{1, 1, 1, 1}},
+		{"large mailbox", 2500, []string{"budget:mxplan-1", "budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"},
+			map[string]int{"budget:mxplan-1": 2, "budget:emailpro-1": 4}, []int{2, 1, 1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			b := newLeaseBook(h)
+			h.env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1",
+				SourceBudget: 4, DestBudget: 6, Connections: 2, DestConnections: 4}, nil)
+			h.env.OnActivity(a.Preflight, mock.Anything, mock.Anything).Return(&activities.PreflightResult{SourceService: "mxplan-1",
+				FreeSlots: 1, Messages: tc.messages}, nil)
+			both := []string{"budget:emailpro-1", "budget:mxplan-1"}
+			var during []string // what each pass and wait held
+			var pairs []int
+			h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.CopySummary, error) {
+				during = append(during, fmt.Sprintf("copy %v", b.holding()))
+				pairs = append(pairs, in.Pairs)
+				return &activities.CopySummary{Copied: 5}, nil
+			})
+			h.env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.VerifySummary, error) {
+				during = append(during, fmt.Sprintf("verify %v", b.holding()))
+				return &activities.VerifySummary{Checked: 5}, nil
+			})
+			h.env.OnActivity(a.CheckDNS, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.DNSInput) (*dnscheck.Diagnostic, error) {
+				during = append(during, fmt.Sprintf("dns %v", b.holding()))
+				return okDiag(), nil
+			})
+			h.defaults()
+			r := h.run(Input{AutoConfirm: true})
+			if r.Outcome != StageDone {
+				t.Fatalf("outcome %s", r.Outcome)
+			}
+			if !slices.Equal(b.asked, tc.asked) {
+				t.Fatalf("leases asked = %v, want %v", b.asked, tc.asked)
+			}
+			if !maps.Equal(b.most, tc.most) {
+				t.Fatalf("most connections asked: %v, want %v", b.most, tc.most)
+			}
+			if !slices.Equal(pairs, tc.pairs) {
+				t.Fatalf("pairs each copy pass may open: %v, want %v", pairs, tc.pairs)
+			}
+			for _, d := range during {
+				want := fmt.Sprint(both)
+				if strings.HasPrefix(d, "dns") {
+					want = "[]"
+				}
+				if !strings.HasSuffix(d, want) {
+					t.Fatalf("held during the stages: %v; want both leases in every pass and none in the DNS wait", during)
+				}
+			}
+			// The final delta runs under the copy's leases: nothing asked
+			// while the owner is locked out waits in the plan's queue.
+			if len(b.urgent) != 0 {
+				t.Fatalf("urgent requests = %v, want none (the cutover keeps the copy's leases)", b.urgent)
+			}
+			if len(b.held) != 0 || len(b.released) != len(b.asked) {
+				t.Fatalf("still held %v; released %v of %d asked", b.held, b.released, len(b.asked))
+			}
+			for l, n := range b.released {
+				if n != 1 {
+					t.Fatalf("lease %s given back %d times", l, n)
+				}
+			}
+		})
+	}
+}
+
+// A final delta that fails parks the migration holding nothing; the
+// retry asks again while the owner is locked out, so its requests pass
+// the plan's queue.
+func TestRetriedFinalDeltaAsksUrgently(t *testing.T) {
+	h := newHarness(t)
+	b := newLeaseBook(h)
+	h.env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1",
+		SourceBudget: 4, DestBudget: 6, Connections: 2, DestConnections: 4}, nil)
+	passes := 0
+	var parked []string
+	h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.CopySummary, error) {
+		passes++
+		if passes == 2 { // the final delta's first try
+			h.env.RegisterDelayedCallback(func() {
+				parked = b.holding()
+				h.update(UpdateRetry, "oncall")
+			}, time.Minute)
+			return nil, permanentErr("Unavailable", "destination gone")
+		}
+		return &activities.CopySummary{Copied: 5}, nil
 	})
 	h.defaults()
 	r := h.run(Input{AutoConfirm: true})
 	if r.Outcome != StageDone {
 		t.Fatalf("outcome %s", r.Outcome)
 	}
-	// preflight: source; copy, final delta, delta-sync and verify (its
-	// last sync and the check under one pair): source and destination
-	// each; finish: destination.
-	if len(asked) != 10 || asked[0] != "budget:mxplan-1" || asked[1] != "budget:mxplan-1" || asked[2] != "budget:emailpro-1" || asked[len(asked)-1] != "budget:emailpro-1" {
-		t.Fatalf("leases asked = %v", asked)
+	if len(parked) != 0 {
+		t.Fatalf("parked holding %v, want nothing", parked)
 	}
-	// A copy pass asks the destination for its pipelined APPEND sessions
-	// too: 2 workers, 2 sessions each.
-	if most["budget:mxplan-1"] != 2 || most["budget:emailpro-1"] != 4 {
-		t.Fatalf("most connections asked: %v, want 2 of the source and 4 of the destination", most)
+	if !slices.Equal(b.urgent, []string{"budget:mxplan-1", "budget:emailpro-1"}) {
+		t.Fatalf("urgent requests = %v, want the retried final delta's source and destination", b.urgent)
 	}
-	// Only the final delta runs while the owner is locked out: its two
-	// requests, and none other, pass the plan's queue.
-	if len(urgent) != 2 || urgent[0] != "budget:mxplan-1" || urgent[1] != "budget:emailpro-1" {
-		t.Fatalf("urgent requests = %v, want the final delta's source and destination", urgent)
-	}
-	if len(released) != len(asked) {
-		t.Fatalf("released %d leases of %d asked: %v", len(released), len(asked), released)
+	if len(b.held) != 0 {
+		t.Fatalf("still held at the end: %v", b.held)
 	}
 }

@@ -116,6 +116,11 @@ func (m *migration) setup(ctx workflow.Context) error {
 		if workflow.GetVersion(ctx, "lean-passes", workflow.DefaultVersion, 1) == 1 {
 			m.st.Lean = 1
 		}
+		// Short calls as local activities, leases kept between stages
+		// that do not wait: fewer events and round trips per account.
+		if workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 1) == 1 {
+			m.st.Quick = 1
+		}
 	}
 	m.stages = stagesOf(m.st.Order)
 	m.log = log.With(m.log, "account", m.in.Address, "plan", m.in.Plan)
@@ -300,6 +305,10 @@ func (m *migration) enter(ctx workflow.Context, s Stage) {
 	now := workflow.Now(ctx)
 	m.st.Updated = now
 	m.observe(ctx, s, now)
+	if !keepsLeases(s) {
+		// A stage that waits holds no copy budget.
+		m.releaseLeases(ctx, nil)
+	}
 	m.st.History = append(m.st.History, StageEvent{Stage: s, At: now})
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
 		m.log.Warn("upsert stage", "error", err)
@@ -438,6 +447,7 @@ func (m *migration) doRollback(ctx workflow.Context, outcome Stage) (*Result, er
 
 func (m *migration) finish(ctx workflow.Context, outcome Stage) (*Result, error) {
 	m.enter(ctx, outcome)
+	m.releaseLeases(ctx, nil)
 	m.notifyPlan(ctx, outcome)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	r := &Result{Address: m.in.Address, To: m.in.To, Plan: m.in.Plan, Outcome: outcome, ConfirmedBy: m.st.ConfirmedBy,
@@ -474,6 +484,29 @@ func short(ctx workflow.Context, summary string) workflow.Context {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
 			MaximumInterval: time.Minute, MaximumAttempts: 6},
 	})
+}
+
+// quick is short for calls made as local activities: inside the workflow
+// task, recorded as one marker, no task queue round trip. A worker that
+// dies under one loses its workflow task; the next worker runs the call
+// again, so these calls are idempotent like every activity here.
+func quick(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		Summary:             summary,
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
+			MaximumInterval: time.Minute, MaximumAttempts: 6},
+	})
+}
+
+// call runs a short, idempotent directory, routing or budget call: a
+// local activity in migrations with State.Quick, an activity in the
+// migrations started before.
+func (m *migration) call(ctx workflow.Context, summary string, fn any, args ...any) workflow.Future {
+	if m.st.Quick == 1 {
+		return workflow.ExecuteLocalActivity(quick(ctx, summary), fn, args...)
+	}
+	return workflow.ExecuteActivity(short(ctx, summary), fn, args...)
 }
 
 // long is for measure, copy, verify and rollback: they heartbeat at least

@@ -52,7 +52,7 @@ func (m *migration) advanceNotice(ctx workflow.Context, ws windowState) error {
 		}
 	}
 	var res activities.AdvanceResult
-	if err := workflow.ExecuteActivity(short(ctx, "the owner's advance notice in the source INBOX"), a.AdvanceNotice, in).Get(ctx, &res); err != nil {
+	if err := m.call(ctx, "the owner's advance notice in the source INBOX", a.AdvanceNotice, in).Get(ctx, &res); err != nil {
 		return err
 	}
 	m.st.Advance = &res
@@ -121,7 +121,7 @@ func (m *migration) reportToPlan(ctx workflow.Context, stage Stage) {
 	}
 	in := activities.PlanReportInput{WorkflowID: PlanWatchID(m.in.Plan), Workflow: PlanWatchName, Signal: SignalPlanReport,
 		Report: activities.PlanReport{Plan: m.in.Plan, WorkflowID: m.wid, Stage: string(stage)}}
-	if err := workflow.ExecuteActivity(short(ctx, "report "+string(stage)+" to plan "+m.in.Plan), a.ReportToPlan, in).Get(ctx, nil); err != nil {
+	if err := m.call(ctx, "report "+string(stage)+" to plan "+m.in.Plan, a.ReportToPlan, in).Get(ctx, nil); err != nil {
 		m.log.Warn("report to the plan's watcher failed", "plan", m.in.Plan, "error", err)
 	}
 }

@@ -26,7 +26,7 @@ func (m *migration) lockSource(ctx workflow.Context) error {
 		return err
 	}
 	err := m.cancellable(ctx, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(short(ctx, "lock-source: block the owner's logins"), a.LockSource, activities.LockInput{Address: m.in.Address, WorkflowID: m.wid}).Get(ctx, nil)
+		return m.call(ctx, "lock-source: block the owner's logins", a.LockSource, activities.LockInput{Address: m.in.Address, WorkflowID: m.wid}).Get(ctx, nil)
 	})
 	if err == nil && m.st.LockedAt.IsZero() {
 		m.st.LockedAt = workflow.Now(ctx)
@@ -55,7 +55,7 @@ func (m *migration) assignSlot(ctx workflow.Context) error {
 	return m.cancellable(ctx, func(ctx workflow.Context) error {
 		for {
 			var sl activities.SlotResult
-			err := workflow.ExecuteActivity(short(ctx, "assign-slot: claim a free account on "+m.in.To), a.AssignSlot, activities.AssignInput{Address: m.in.Address, To: m.in.To,
+			err := m.call(ctx, "assign-slot: claim a free account on "+m.in.To, a.AssignSlot, activities.AssignInput{Address: m.in.Address, To: m.in.To,
 				WorkflowID: m.wid, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &sl)
 			var ae *temporal.ApplicationError
 			if errors.As(err, &ae) && ae.Type() == activities.ErrTypeNoSlot {
@@ -300,7 +300,7 @@ func (m *migration) checkSkipped() error {
 // the destination.
 func (m *migration) switchRouting(ctx workflow.Context) error {
 	var rr activities.RouteResult
-	err := workflow.ExecuteActivity(short(ctx, "switch-routing: deliver to "+m.in.To+" (point of no return)"), a.SwitchRouting, activities.RouteInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &rr)
+	err := m.call(ctx, "switch-routing: deliver to "+m.in.To+" (point of no return)", a.SwitchRouting, activities.RouteInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid}).Get(ctx, &rr)
 	if err != nil {
 		return err
 	}
@@ -312,7 +312,7 @@ func (m *migration) switchRouting(ctx workflow.Context) error {
 	}
 	// Aliases deliver to the address: they follow its route.
 	var ar activities.AliasesResult
-	if err := workflow.ExecuteActivity(short(ctx, "switch-routing: aliases move with the mailbox to "+m.in.To), a.MoveAliases,
+	if err := m.call(ctx, "switch-routing: aliases move with the mailbox to "+m.in.To, a.MoveAliases,
 		activities.AliasesInput{Address: m.in.Address, To: m.in.To}).Get(ctx, &ar); err != nil {
 		return err
 	}
@@ -328,7 +328,7 @@ func (m *migration) carryFilters(ctx workflow.Context) error {
 		return nil
 	}
 	var fr activities.FiltersResult
-	if err := workflow.ExecuteActivity(short(ctx, "copy: the owner's Sieve filters to "+m.in.To), a.CopyFilters,
+	if err := m.call(ctx, "copy: the owner's Sieve filters to "+m.in.To, a.CopyFilters,
 		activities.FiltersInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To, Folders: m.st.Copy.Folders}).Get(ctx, &fr); err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (m *migration) verify(ctx workflow.Context) error {
 		return err
 	}
 	var v activities.VerifySummary
-	if err := m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+	if err := m.withBudget(ctx, m.copyShares(m.passPairs(false)), func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(long(ctx, "verify: every source message on the destination"), a.Verify, m.copyInput(true)).Get(ctx, &v)
 	}); err != nil {
 		return err
@@ -365,7 +365,7 @@ func (m *migration) verify(ctx workflow.Context) error {
 // pair of leases: the same two activities, one lease round instead of two.
 func (m *migration) verifyOneLease(ctx workflow.Context) error {
 	var v activities.VerifySummary
-	if err := m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+	if err := m.withBudget(ctx, m.copyShares(m.passPairs(false)), func(ctx workflow.Context) error {
 		if err := m.copyPass(ctx, true, "verify: final sync before the check"); err != nil {
 			return err
 		}
@@ -386,7 +386,7 @@ func (m *migration) finishMigration(ctx workflow.Context) error {
 		pending = m.st.DNS.Summary()
 	}
 	err := m.withBudget(ctx, m.destShare(1), func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(short(ctx, "done: mark the source migrated, notice to the owner"), a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
+		return m.call(ctx, "done: mark the source migrated, notice to the owner", a.Finish, activities.FinishInput{Address: m.in.Address, To: m.in.To, WorkflowID: m.wid,
 			Notice: !m.in.NoNotice, Locale: m.st.Preflight.Locale, DNSPending: pending}).Get(ctx, &fr)
 	})
 	if err == nil {
@@ -421,7 +421,7 @@ func (m *migration) preflight(ctx workflow.Context) error {
 	}
 	// An active Sieve vacation rule is an auto-responder: refused like the
 	// directory's, naming the script and line.
-	return workflow.ExecuteActivity(short(ctx, "preflight: the owner's filters (no auto-responder)"), a.CheckFilters,
+	return m.call(ctx, "preflight: the owner's filters (no auto-responder)", a.CheckFilters,
 		activities.FiltersCheckInput{Address: m.in.Address, From: pf.SourceService}).Get(ctx, nil)
 }
 
@@ -443,7 +443,7 @@ func (m *migration) waitForSlot(ctx workflow.Context) error {
 			return errCancelledByOperator
 		}
 		var n int
-		if err := workflow.ExecuteActivity(short(ctx, "waiting-for-slot: count free accounts on "+m.in.To), a.FreeSlots, activities.SlotQuery{Service: m.in.To, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &n); err != nil {
+		if err := m.call(ctx, "waiting-for-slot: count free accounts on "+m.in.To, a.FreeSlots, activities.SlotQuery{Service: m.in.To, MinQuota: m.st.Preflight.QuotaNeeded}).Get(ctx, &n); err != nil {
 			return err
 		}
 		m.st.Preflight.FreeSlots = n
@@ -468,10 +468,14 @@ func (m *migration) awaitConfirm(ctx workflow.Context) error {
 }
 
 func (m *migration) copyInput(delta bool) activities.CopyInput {
-	return activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
+	in := activities.CopyInput{Address: m.in.Address, From: m.st.Preflight.SourceService, To: m.in.To,
 		Checkpoints: m.st.Checkpts, IncludeFolders: m.in.IncludeFolders, ExcludeFolders: m.in.ExcludeFolders, Delta: delta,
 		Locale: m.st.Preflight.Locale, Reported: m.st.Skips, Exclude: m.exclude(),
 		Replay: delta && replays(m.st.Stage)}
+	if m.st.Quick == 1 {
+		in.Pairs = m.passPairs(!delta)
+	}
+	return in
 }
 
 // replays says whether a delta pass in stage s first replays the owner's
@@ -487,7 +491,7 @@ func replays(s Stage) bool {
 // copy runs a full copy or a delta pass and records its checkpoints, so the
 // next pass starts where this one ended.
 func (m *migration) copy(ctx workflow.Context, delta bool, summary string) error {
-	return m.withBudget(ctx, m.copyShares(), func(ctx workflow.Context) error {
+	return m.withBudget(ctx, m.copyShares(m.passPairs(!delta)), func(ctx workflow.Context) error {
 		return m.copyPass(ctx, delta, summary)
 	})
 }

@@ -31,11 +31,13 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/mailcopy"
 	"github.com/mailshift/mailshift/internal/procstat"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
@@ -427,8 +429,13 @@ func (l *lab) copyCmd(ctx context.Context, o options, i int, dstUser string, pro
 // runPlan migrates every account as one plan through Temporal, every stage
 // included, with a server budget of o.jobs copies per server.
 func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
-	budget := o.jobs * o.conns
-	r := result{name: fmt.Sprintf("plan via Temporal, budget %d conns (%d copies)", budget, o.jobs), accounts: len(l.addrs), messages: l.messages, run: "plan"}
+	// The budgets admit j copies at a time, as many as mailshift-copy
+	// runs, with the connections they open: a pair per 1,000 messages up
+	// to -connections, each a source session and two destination ones
+	// (the second pipelines the APPENDs); the copy's lease asks that.
+	pairs := max(1, min(o.conns, (o.messages+mailcopy.DefaultMessagesPerPair-1)/mailcopy.DefaultMessagesPerPair))
+	budget, destBudget := o.jobs*pairs, 2*o.jobs*pairs
+	r := result{name: fmt.Sprintf("plan via Temporal, budget %d/%d conns (%d copies)", budget, destBudget, o.jobs), accounts: len(l.addrs), messages: l.messages, run: "plan"}
 	temporal := os.Getenv("MAILSHIFT_TEMPORAL")
 	if temporal == "" {
 		return r, errors.New("MAILSHIFT_TEMPORAL is not set: export MAILSHIFT_TEMPORAL=$(deploy/dev/temporal.sh) (make bench-plan does)")
@@ -450,10 +457,11 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	}
 	cfg := map[string]any{"temporalAddress": srv.FrontendHostPort(), "directory": l.pg.DSN, "masterUser": "mailshift",
 		"masterPasswordFile": pwFile, "imapPlain": true, "connections": o.conns, "defaultServerBudget": budget,
-		"dnsResolver":  l.bind.PrimaryAddr(),
-		"dnsOverride":  map[string]string{"ns1." + domain + ".": l.bind.PrimaryAddr(), "ns2." + domain + ".": l.bind.PrimaryAddr()},
-		"logLevel":     "warn",
-		"managedZones": []map[string]string{{"zone": domain, "primary": l.bind.PrimaryAddr(), "keyName": l.bind.KeyName, "keyFile": keyFile}}}
+		"serverBudgets": map[string]int{"mxplan-1": budget, "emailpro-1": destBudget},
+		"dnsResolver":   l.bind.PrimaryAddr(),
+		"dnsOverride":   map[string]string{"ns1." + domain + ".": l.bind.PrimaryAddr(), "ns2." + domain + ".": l.bind.PrimaryAddr()},
+		"logLevel":      "warn",
+		"managedZones":  []map[string]string{{"zone": domain, "primary": l.bind.PrimaryAddr(), "keyName": l.bind.KeyName, "keyFile": keyFile}}}
 	b, _ := json.Marshal(cfg)
 	cf := filepath.Join(l.work, "worker.json")
 	if err := os.WriteFile(cf, b, 0o600); err != nil {
@@ -531,6 +539,15 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	stopWorker()
 	// History events per account, on a sample.
 	events, maxEvents, sampled := 0, 0, 0
+	byType := map[string]int{}
+	// How long each activity ran (scheduled to completed): the work done
+	// under the leases, without the waits for them.
+	type scheduled struct {
+		name string
+		at   time.Time
+	}
+	sched := map[int64]scheduled{}
+	actTimes := map[string][]time.Duration{}
 	for i, a := range l.addrs {
 		if i >= 50 {
 			break
@@ -538,14 +555,43 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		n := 0
 		iter := c.GetWorkflowHistory(ctx, workflows.WorkflowID(a), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for iter.HasNext() {
-			if _, err := iter.Next(); err != nil {
+			e, err := iter.Next()
+			if err != nil {
 				break
 			}
+			byType[strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")]++
 			n++
+			if at := e.GetActivityTaskScheduledEventAttributes(); at != nil {
+				sched[e.GetEventId()] = scheduled{at.GetActivityType().GetName(), e.GetEventTime().AsTime()}
+			}
+			if at := e.GetActivityTaskCompletedEventAttributes(); at != nil {
+				if sc, ok := sched[at.GetScheduledEventId()]; ok {
+					actTimes[sc.name] = append(actTimes[sc.name], e.GetEventTime().AsTime().Sub(sc.at))
+				}
+			}
 		}
 		events += n
 		maxEvents = max(maxEvents, n)
 		sampled++
+	}
+	// The budgets' own histories: every lease is work for them too.
+	budgetEvents, budgetRuns := int64(0), 0
+	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
+		var token []byte
+		for {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{NextPageToken: token,
+				Query: fmt.Sprintf("WorkflowId = '%s'", workflows.BudgetWorkflowID(svc))})
+			if err != nil {
+				break
+			}
+			for _, e := range resp.GetExecutions() {
+				budgetEvents += e.GetHistoryLength()
+				budgetRuns++
+			}
+			if token = resp.GetNextPageToken(); len(token) == 0 {
+				break
+			}
+		}
 	}
 	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
 	p50 := time.Duration(0)
@@ -554,6 +600,35 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	}
 	r.note = fmt.Sprintf("plan: %d of %d done; worker peak RSS %.0f MB; history events per account mean %.0f, max %d (first %d accounts); one account end to end p50 %s",
 		len(durations), len(l.addrs), rss, float64(events)/float64(max(sampled, 1)), maxEvents, sampled, p50.Round(100*time.Millisecond))
+	type kv struct {
+		k string
+		v int
+	}
+	var kinds []kv
+	for k, v := range byType {
+		kinds = append(kinds, kv{k, v})
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i].v > kinds[j].v })
+	r.note += fmt.Sprintf("\nevents per account by type:")
+	for _, e := range kinds {
+		r.note += fmt.Sprintf(" %s %.1f", e.k, float64(e.v)/float64(max(sampled, 1)))
+	}
+	r.note += fmt.Sprintf("\nbudget workflows: %d runs, %d events (%.0f per account)", budgetRuns, budgetEvents, float64(budgetEvents)/float64(max(len(l.addrs), 1)))
+	r.note += "\nactivities, median (total over the sampled accounts):"
+	var names []string
+	for k := range actTimes {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		d := actTimes[k]
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		var sum time.Duration
+		for _, x := range d {
+			sum += x
+		}
+		r.note += fmt.Sprintf(" %s %s x%d (%s)", k, d[len(d)/2].Round(10*time.Millisecond), len(d), sum.Round(100*time.Millisecond))
+	}
 	r.note += "\ntime per stage, median (total over accounts):"
 	for _, st := range stageOrder {
 		d := perStage[st]

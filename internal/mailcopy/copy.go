@@ -39,6 +39,10 @@ func (cp Checkpoint) clone() Checkpoint {
 	return cp
 }
 
+// DefaultMessagesPerPair is how many messages to copy make one more
+// connection pair worth its logins, unless Options say otherwise.
+const DefaultMessagesPerPair = 1000
+
 // Options tune a copy.
 type Options struct {
 	// Connections is the number of source/destination connection pairs.
@@ -90,7 +94,7 @@ func (o *Options) defaults() {
 		o.BatchSize = 500
 	}
 	if o.MessagesPerPair <= 0 {
-		o.MessagesPerPair = 1000
+		o.MessagesPerPair = DefaultMessagesPerPair
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

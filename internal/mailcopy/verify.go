@@ -122,27 +122,43 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (*VerifyResult
 			res.Folders = append(res.Folders, fv)
 			continue
 		}
-		var sm []meta
-		var sh map[imap.UID]digest
-		if sel.NumMessages > 0 {
-			if sm, err = scanMeta(s, all); err != nil {
-				return nil, classify(err, fmt.Sprintf("scan %q", m.Source))
-			}
-			if sh, err = hashBodies(s, all, binary); err != nil {
-				return nil, classify(err, fmt.Sprintf("read %q", m.Source))
-			}
-		}
+		// The destination folder is read while the source folder is: two
+		// servers, two connections, half the wait.
 		dh := map[imap.UID]digest{}
-		if have[m.Dest] {
+		var derr error
+		dread := make(chan struct{})
+		go func() {
+			defer close(dread)
+			if !have[m.Dest] {
+				return
+			}
 			dsel, err := d.Select(m.Dest, &imap.SelectOptions{ReadOnly: true}).Wait()
 			if err != nil {
-				return nil, classify(err, fmt.Sprintf("select destination %q", m.Dest))
+				derr = classify(err, fmt.Sprintf("select destination %q", m.Dest))
+				return
 			}
 			if dsel.NumMessages > 0 {
 				if dh, err = hashBodies(d, all, binary); err != nil {
-					return nil, classify(err, fmt.Sprintf("read destination %q", m.Dest))
+					derr = classify(err, fmt.Sprintf("read destination %q", m.Dest))
 				}
 			}
+		}()
+		var sm []meta
+		var sh map[imap.UID]digest
+		var serr error
+		if sel.NumMessages > 0 {
+			if sm, err = scanMeta(s, all); err != nil {
+				serr = classify(err, fmt.Sprintf("scan %q", m.Source))
+			} else if sh, err = hashBodies(s, all, binary); err != nil {
+				serr = classify(err, fmt.Sprintf("read %q", m.Source))
+			}
+		}
+		<-dread
+		if serr != nil {
+			return nil, serr
+		}
+		if derr != nil {
+			return nil, derr
 		}
 		fv.SourceCount, fv.DestCount = len(sm), len(dh)
 		mt := newMatcher(sh, dh)
