@@ -272,7 +272,31 @@ func (b *budget) onAcquire(r LeaseRequest) {
 			return // asked again by a retried activity: once is enough
 		}
 	}
+	if b.batch {
+		b.st.Queue = enqueueInFlight(b.st.Queue, r)
+		return
+	}
 	b.st.Queue = enqueue(b.st.Queue, r)
+}
+
+// enqueueInFlight places r like enqueue, and a request that does not
+// admit an account (a pass of an account already admitted: verify, a
+// delta, a rollback) ahead of every admitting one: a plan finishes the
+// accounts it started before it starts more, so fewer owners wait half
+// moved and the plan's end is not a tail of verifies queued behind
+// admissions. Budgets with batch grants.
+func enqueueInFlight(q []LeaseRequest, r LeaseRequest) []LeaseRequest {
+	if r.Urgent {
+		return enqueue(q, r)
+	}
+	if r.Admission {
+		return append(q, r)
+	}
+	i := 0
+	for i < len(q) && !q[i].Admission {
+		i++
+	}
+	return slices.Insert(q, i, r)
 }
 
 // enqueue places r at the end of the queue, or, when it is urgent, after

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -60,5 +61,28 @@ func TestBudgetGrantsLockedOutOwnersFirst(t *testing.T) {
 		if grants[i] != want[i] {
 			t.Fatalf("grants %v, want %v", grants, want)
 		}
+	}
+}
+
+// Budgets with batch grants queue a pass of an account already admitted
+// (verify, a delta) ahead of the admissions of new accounts, and an
+// urgent request (an owner locked out) ahead of both; each kind keeps its
+// order.
+func TestBudgetQueuesAccountsInFlightBeforeAdmissions(t *testing.T) {
+	var q []LeaseRequest
+	for _, r := range []LeaseRequest{
+		{Lease: "new1", Admission: true}, {Lease: "new2", Admission: true},
+		{Lease: "verify1"}, {Lease: "locked1", Urgent: true}, {Lease: "verify2"},
+		{Lease: "new3", Admission: true}, {Lease: "locked2", Urgent: true},
+	} {
+		q = enqueueInFlight(q, r)
+	}
+	var got []string
+	for _, r := range q {
+		got = append(got, r.Lease)
+	}
+	want := []string{"locked1", "locked2", "verify1", "verify2", "new1", "new2", "new3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("queue %v, want %v", got, want)
 	}
 }

@@ -32,12 +32,14 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/mailshift/mailshift/internal/cli"
 	"github.com/mailshift/mailshift/internal/directory"
-	"github.com/mailshift/mailshift/internal/mailgen"
 	"github.com/mailshift/mailshift/internal/mailcopy"
+	"github.com/mailshift/mailshift/internal/mailgen"
 	"github.com/mailshift/mailshift/internal/procstat"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
@@ -57,7 +59,7 @@ type options struct {
 	huge                                         int
 	bin, cpuProfile                              string
 	timeout                                      time.Duration
-	repeat                                       bool
+	repeat, eager, timeline                      bool
 }
 
 // result is one row of the table.
@@ -96,6 +98,8 @@ func run() error {
 	flag.StringVar(&o.bin, "bin", "bin", "where worker and mailshift-copy are built")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the worker and of one mailshift-copy")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "longest the plan may take")
+	flag.BoolVar(&o.timeline, "timeline", false, "print the history of one account of the plan, event by event, with times")
+	flag.BoolVar(&o.eager, "eager", true, "enable eager activity execution on the Temporal server (system.enableActivityEagerExecution)")
 	flag.BoolVar(&o.repeat, "repeat", true, "run mbsync and mailshift-copy twice, in alternating order, and keep the faster of each")
 	flag.Parse()
 	if o.accounts < 1 || o.messages < 1 || o.jobs < 1 || o.conns < 1 {
@@ -441,7 +445,13 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		return r, errors.New("MAILSHIFT_TEMPORAL is not set: export MAILSHIFT_TEMPORAL=$(deploy/dev/temporal.sh) (make bench-plan does)")
 	}
 	port := testenv.MustPickPort()
-	srv, err := testsuite.StartDevServer(ctx, testenv.DevServerOptions(temporal, addr(port), filepath.Join(l.work, "temporal.db")))
+	dso := testenv.DevServerOptions(temporal, addr(port), filepath.Join(l.work, "temporal.db"))
+	if o.eager {
+		// The activity a workflow task schedules comes back with the
+		// task's answer, without a poll (README: Capacity planning).
+		dso.ExtraArgs = append(dso.ExtraArgs, "--dynamic-config-value", "system.enableActivityEagerExecution=true")
+	}
+	srv, err := testsuite.StartDevServer(ctx, dso)
 	if err != nil {
 		return r, err
 	}
@@ -574,8 +584,12 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		maxEvents = max(maxEvents, n)
 		sampled++
 	}
+	if o.timeline && len(l.addrs) > 0 {
+		printTimeline(ctx, c, workflows.WorkflowID(l.addrs[len(l.addrs)/2]))
+	}
 	// The budgets' own histories: every lease is work for them too.
 	budgetEvents, budgetRuns := int64(0), 0
+	use := map[string]usage{}
 	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
 		var token []byte
 		for {
@@ -587,6 +601,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 			for _, e := range resp.GetExecutions() {
 				budgetEvents += e.GetHistoryLength()
 				budgetRuns++
+				use[svc] = use[svc].add(leaseUse(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()))
 			}
 			if token = resp.GetNextPageToken(); len(token) == 0 {
 				break
@@ -614,6 +629,15 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		r.note += fmt.Sprintf(" %s %.1f", e.k, float64(e.v)/float64(max(sampled, 1)))
 	}
 	r.note += fmt.Sprintf("\nbudget workflows: %d runs, %d events (%.0f per account)", budgetRuns, budgetEvents, float64(budgetEvents)/float64(max(len(l.addrs), 1)))
+	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
+		u := use[svc]
+		limit := budget
+		if svc == "emailpro-1" {
+			limit = destBudget
+		}
+		r.note += fmt.Sprintf("\nbudget %s: %d leases, held %.1f s each on average, %.0f %% of its %d connections x %.0f s in use",
+			svc, u.leases, u.held.Seconds()/float64(max(u.leases, 1)), 100*u.connSeconds/(float64(limit)*r.seconds), limit, r.seconds)
+	}
 	r.note += "\nactivities, median (total over the sampled accounts):"
 	var names []string
 	for k := range actTimes {
@@ -714,4 +738,92 @@ func print(w io.Writer, o options, rows []result) {
 	fmt.Fprintln(w, "backends (Dovecot's passdb/userdb lookups, the worker's directory). Peak conns: established sockets on the server's")
 	fmt.Fprintln(w, "port, polled every 20 ms from /proc/net/tcp. checked/lost: accounts compared with the source; messages missing,")
 	fmt.Fprintln(w, "altered or duplicated among them (mbsync's own X-TUID header removed first).")
+}
+
+// usage is what a budget's leases held: how many, for how long in all,
+// and connection-seconds.
+type usage struct {
+	leases      int
+	held        time.Duration
+	connSeconds float64
+}
+
+func (u usage) add(v usage) usage {
+	return usage{u.leases + v.leases, u.held + v.held, u.connSeconds + v.connSeconds}
+}
+
+// leaseUse reads one budget run's history: each lease from its grant (the
+// signal sent to the holder) to its release (the signal received).
+func leaseUse(ctx context.Context, c client.Client, id, run string) usage {
+	conns := map[string]int{}
+	granted := map[string]time.Time{}
+	var u usage
+	dc := converter.GetDefaultDataConverter()
+	it := c.GetWorkflowHistory(ctx, id, run, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			break
+		}
+		at := e.GetEventTime().AsTime()
+		if s := e.GetWorkflowExecutionSignaledEventAttributes(); s != nil {
+			switch s.GetSignalName() {
+			case workflows.SignalAcquire:
+				var r workflows.LeaseRequest
+				if dc.FromPayloads(s.GetInput(), &r) == nil {
+					conns[r.Lease] = r.Connections
+				}
+			case workflows.SignalRelease:
+				var lease string
+				if dc.FromPayloads(s.GetInput(), &lease) == nil {
+					if g, ok := granted[lease]; ok {
+						u.leases++
+						u.held += at.Sub(g)
+						u.connSeconds += float64(conns[lease]) * at.Sub(g).Seconds()
+						delete(granted, lease)
+					}
+				}
+			}
+		}
+		if s := e.GetSignalExternalWorkflowExecutionInitiatedEventAttributes(); s != nil && s.GetSignalName() == workflows.SignalGranted {
+			var g workflows.LeaseGrant
+			if dc.FromPayloads(s.GetInput(), &g) == nil {
+				granted[g.Lease] = at
+			}
+		}
+	}
+	return u
+}
+
+// printTimeline prints one migration's history: each event's time since
+// the start, its type and what it is about (an activity's type, a
+// signal's name, a marker's).
+func printTimeline(ctx context.Context, c client.Client, id string) {
+	fmt.Printf("timeline of %s:\n", id)
+	var t0 time.Time
+	it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return
+		}
+		at := e.GetEventTime().AsTime()
+		if t0.IsZero() {
+			t0 = at
+		}
+		what := ""
+		switch {
+		case e.GetActivityTaskScheduledEventAttributes() != nil:
+			what = e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+		case e.GetWorkflowExecutionSignaledEventAttributes() != nil:
+			what = e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName()
+		case e.GetMarkerRecordedEventAttributes() != nil:
+			var name string
+			if p := e.GetMarkerRecordedEventAttributes().GetDetails()["type"]; p != nil {
+				_ = converter.GetDefaultDataConverter().FromPayloads(p, &name)
+			}
+			what = e.GetMarkerRecordedEventAttributes().GetMarkerName() + " " + name
+		}
+		fmt.Printf("  %8.3fs %-45s %s\n", at.Sub(t0).Seconds(), strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_"), what)
+	}
 }

@@ -48,8 +48,19 @@ func WorkerOptions(opts worker.Options) worker.Options {
 	if opts.DefaultHeartbeatThrottleInterval == 0 {
 		opts.DefaultHeartbeatThrottleInterval = HeartbeatThrottle
 	}
+	// A plan keeps hundreds of workflows and the budgets waking each
+	// other: with the SDK's two workflow task pollers (one of them on the
+	// sticky queue) a task waited about 100 ms for a poller under a busy
+	// plan (make bench-plan -timeline). Polls are cheap long calls.
+	if opts.MaxConcurrentWorkflowTaskPollers == 0 && opts.WorkflowTaskPollerBehavior == nil {
+		opts.MaxConcurrentWorkflowTaskPollers = WorkflowTaskPollers
+	}
 	return opts
 }
+
+// WorkflowTaskPollers is how many workflow task polls a worker keeps
+// open, unless its options say otherwise.
+const WorkflowTaskPollers = 8
 
 // NewWorker registers the workflow and the activities on a worker (options
 // completed by WorkerOptions).
