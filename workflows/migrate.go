@@ -95,32 +95,7 @@ func (m *migration) setup(ctx workflow.Context) error {
 	} else {
 		now := workflow.Now(ctx)
 		m.st = State{Started: now, Updated: now, Window: m.in.CutoverWindow}
-		// Versioned: migrations started before the pre-copy keep the
-		// legacy order (lock, then copy) through every continue-as-new.
-		if workflow.GetVersion(ctx, "pre-copy", workflow.DefaultVersion, 1) == 1 {
-			m.st.Order = orderPreCopy
-		}
-		// Versioned the same way: copies take leases from the servers'
-		// connection budgets.
-		if workflow.GetVersion(ctx, "server-budget", workflow.DefaultVersion, 1) == 1 {
-			m.st.Budget = 1
-		}
-		if workflow.GetVersion(ctx, "filters-aliases", workflow.DefaultVersion, 1) == 1 {
-			m.st.Carry = 1
-		}
-		if workflow.GetVersion(ctx, "notify", workflow.DefaultVersion, 1) == 1 {
-			m.st.Notify = 1
-		}
-		// Fewer lease rounds per account: a small first pass ends the
-		// pre-copy, verify's last delta shares verify's leases.
-		if workflow.GetVersion(ctx, "lean-passes", workflow.DefaultVersion, 1) == 1 {
-			m.st.Lean = 1
-		}
-		// Short calls as local activities, leases kept between stages
-		// that do not wait: fewer events and round trips per account.
-		if workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 1) == 1 {
-			m.st.Quick = 1
-		}
+		m.features(ctx)
 	}
 	m.stages = stagesOf(m.st.Order)
 	m.log = log.With(m.log, "account", m.in.Address, "plan", m.in.Plan)
@@ -132,6 +107,41 @@ func (m *migration) setup(ctx workflow.Context) error {
 		return err
 	}
 	return m.registerUpdates(ctx)
+}
+
+// features sets what a new migration does, each behind the version that
+// introduced it, kept in State through every continue-as-new. A migration
+// started from this version on has them all under one version marker
+// ("quick-steps": short calls as local activities, leases kept between
+// stages that do not wait): every marker is an event and a search
+// attribute update (TemporalChangeVersion) in each migration's history.
+// Migrations started before replay the markers they recorded.
+func (m *migration) features(ctx workflow.Context) {
+	if workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 1) == 1 {
+		m.st.Order, m.st.Budget, m.st.Carry, m.st.Notify, m.st.Lean, m.st.Quick = orderPreCopy, 1, 1, 1, 1, 1
+		return
+	}
+	// Versioned: migrations started before the pre-copy keep the
+	// legacy order (lock, then copy) through every continue-as-new.
+	if workflow.GetVersion(ctx, "pre-copy", workflow.DefaultVersion, 1) == 1 {
+		m.st.Order = orderPreCopy
+	}
+	// Versioned the same way: copies take leases from the servers'
+	// connection budgets.
+	if workflow.GetVersion(ctx, "server-budget", workflow.DefaultVersion, 1) == 1 {
+		m.st.Budget = 1
+	}
+	if workflow.GetVersion(ctx, "filters-aliases", workflow.DefaultVersion, 1) == 1 {
+		m.st.Carry = 1
+	}
+	if workflow.GetVersion(ctx, "notify", workflow.DefaultVersion, 1) == 1 {
+		m.st.Notify = 1
+	}
+	// Fewer lease rounds per account: a small first pass ends the
+	// pre-copy, verify's last delta shares verify's leases.
+	if workflow.GetVersion(ctx, "lean-passes", workflow.DefaultVersion, 1) == 1 {
+		m.st.Lean = 1
+	}
 }
 
 // run is the business script: each stage in order; a stage that fails for
