@@ -765,13 +765,18 @@ func (m *migration) passPairs(full bool) int {
 	return max(1, min(n, (m.st.Preflight.Messages+per-1)/per))
 }
 
-// sourceShare is one connection on the source (preflight's measure);
-// with kept leases (State.Quick) the copy of a mailbox that needs one
-// pair goes on under it and asks only the destination.
+// sourceShare is what preflight takes: one connection on the source for
+// its measure; with kept leases (State.Quick) the leases of a one-pair
+// copy on both servers, so the copy of a mailbox that needs one pair (the
+// most common) goes on under them without asking again, and never waits
+// for the destination while it holds the source.
 func (m *migration) sourceShare() []share {
 	b := m.st.Budgets
 	if b == nil {
 		return nil
+	}
+	if m.st.Quick == 1 {
+		return m.copyShares(1)
 	}
 	return []share{{b.SourceService, 1, b.SourceBudget}}
 }

@@ -73,9 +73,10 @@ func (b *leaseBook) holding() []string {
 // order (source, then destination), as large as the pass opens: a pair
 // per 1,000 messages of the first pass, up to the worker's 2, one for the
 // deltas and verify. A lease is kept from one stage to the next while none
-// waits: preflight's source lease serves the copy of a small mailbox, the
-// copy's pair the final delta and the delta-sync, verify's pair the
-// finish; the DNS wait holds nothing; every lease is given back once.
+// waits: preflight takes a one-pair copy's leases, which serve the copy of
+// a small mailbox (a large one gives them back and asks for two pairs),
+// the final delta and the delta-sync; verify's pair serves the finish;
+// the DNS wait holds nothing; every lease is given back once.
 func TestCopiesHoldLeases(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -86,7 +87,7 @@ func TestCopiesHoldLeases(t *testing.T) {
 	}{
 		{"small mailbox", 200, []string{"budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"},
 			map[string]int{"budget:mxplan-1": 1, "budget:emailpro-1": 2}, []int{1, 1, 1, 1}},
-		{"large mailbox", 2500, []string{"budget:mxplan-1", "budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"},
+		{"large mailbox", 2500, []string{"budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"},
 			map[string]int{"budget:mxplan-1": 2, "budget:emailpro-1": 4}, []int{2, 1, 1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

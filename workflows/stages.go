@@ -503,6 +503,13 @@ func (m *migration) copyPass(ctx workflow.Context, delta bool, summary string) e
 	if err := workflow.ExecuteActivity(long(ctx, summary), a.CopyMailbox, m.copyInput(delta)).Get(ctx, &sum); err != nil {
 		return err
 	}
+	m.recordPass(ctx, sum, delta)
+	return nil
+}
+
+// recordPass keeps what a copy or delta pass did: its checkpoints (the
+// next pass starts there), its items and counts.
+func (m *migration) recordPass(ctx workflow.Context, sum activities.CopySummary, delta bool) {
 	m.st.Checkpts = sum.Checkpoints
 	m.st.Updated = workflow.Now(ctx)
 	m.st.PassSeconds = sum.Seconds
@@ -522,10 +529,9 @@ func (m *migration) copyPass(ctx workflow.Context, delta bool, summary string) e
 		if m.st.Copy != nil {
 			m.st.Copy.SkipCount += sum.SkipCount
 		}
-		return nil
+		return
 	}
 	m.st.Copy = &sum
-	return nil
 }
 
 // appendSkips keeps the list of skipped messages bounded in history and

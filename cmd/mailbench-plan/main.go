@@ -59,7 +59,7 @@ type options struct {
 	huge                                         int
 	bin, cpuProfile                              string
 	timeout                                      time.Duration
-	repeat, eager, timeline                      bool
+	repeat, eager, timeline, memoryDB            bool
 }
 
 // result is one row of the table.
@@ -98,6 +98,7 @@ func run() error {
 	flag.StringVar(&o.bin, "bin", "bin", "where worker and mailshift-copy are built")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the worker and of one mailshift-copy")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "longest the plan may take")
+	flag.BoolVar(&o.memoryDB, "temporal-memory", false, "run the Temporal dev server on an in-memory database (default: a file, like a server's disk)")
 	flag.BoolVar(&o.timeline, "timeline", false, "print the history of one account of the plan, event by event, with times")
 	flag.BoolVar(&o.eager, "eager", true, "enable eager activity execution on the Temporal server (system.enableActivityEagerExecution)")
 	flag.BoolVar(&o.repeat, "repeat", true, "run mbsync and mailshift-copy twice, in alternating order, and keep the faster of each")
@@ -445,7 +446,11 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		return r, errors.New("MAILSHIFT_TEMPORAL is not set: export MAILSHIFT_TEMPORAL=$(deploy/dev/temporal.sh) (make bench-plan does)")
 	}
 	port := testenv.MustPickPort()
-	dso := testenv.DevServerOptions(temporal, addr(port), filepath.Join(l.work, "temporal.db"))
+	dbFile := filepath.Join(l.work, "temporal.db")
+	if o.memoryDB {
+		dbFile = "" // the dev server keeps its SQLite database in memory
+	}
+	dso := testenv.DevServerOptions(temporal, addr(port), dbFile)
 	if o.eager {
 		// The activity a workflow task schedules comes back with the
 		// task's answer, without a poll (README: Capacity planning).
