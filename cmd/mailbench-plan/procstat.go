@@ -149,6 +149,10 @@ func newConnCounter(every time.Duration, ports ...int) *connCounter {
 }
 
 func (c *connCounter) poll() {
+	// The kernel writes these tables a page per read: a socket opened or
+	// closed between two reads can shift the rest and list a socket twice.
+	// Each socket counts once (by its inode).
+	seen := map[string]bool{}
 	now := map[int]int{}
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		fh, err := os.Open(f)
@@ -159,9 +163,10 @@ func (c *connCounter) poll() {
 		for sc.Scan() {
 			fl := strings.Fields(sc.Text())
 			// sl local_address rem_address st ...; state 01 is ESTABLISHED.
-			if len(fl) < 4 || fl[3] != "01" {
+			if len(fl) < 10 || fl[3] != "01" || seen[fl[9]] {
 				continue
 			}
+			seen[fl[9]] = true
 			_, hexPort, ok := strings.Cut(fl[1], ":")
 			if !ok {
 				continue
