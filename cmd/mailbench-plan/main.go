@@ -629,7 +629,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		kinds = append(kinds, kv{k, v})
 	}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i].v > kinds[j].v })
-	r.note += fmt.Sprintf("\nevents per account by type:")
+	r.note += "\nevents per account by type:"
 	for _, e := range kinds {
 		r.note += fmt.Sprintf(" %s %.1f", e.k, float64(e.v)/float64(max(sampled, 1)))
 	}
@@ -650,23 +650,13 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		d := actTimes[k]
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		var sum time.Duration
-		for _, x := range d {
-			sum += x
-		}
-		r.note += fmt.Sprintf(" %s %s x%d (%s)", k, d[len(d)/2].Round(10*time.Millisecond), len(d), sum.Round(100*time.Millisecond))
+		med, sum := medianSum(actTimes[k])
+		r.note += fmt.Sprintf(" %s %s x%d (%s)", k, med.Round(10*time.Millisecond), len(actTimes[k]), sum.Round(100*time.Millisecond))
 	}
 	r.note += "\ntime per stage, median (total over accounts):"
 	for _, st := range stageOrder {
-		d := perStage[st]
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		var sum time.Duration
-		for _, x := range d {
-			sum += x
-		}
-		r.note += fmt.Sprintf(" %s %s (%s)", st, d[len(d)/2].Round(10*time.Millisecond), sum.Round(100*time.Millisecond))
+		med, sum := medianSum(perStage[st])
+		r.note += fmt.Sprintf(" %s %s (%s)", st, med.Round(10*time.Millisecond), sum.Round(100*time.Millisecond))
 	}
 	if len(notDone) > 0 {
 		r.note += fmt.Sprintf("; NOT DONE: %d, first %s", len(notDone), notDone[0])
@@ -831,4 +821,13 @@ func printTimeline(ctx context.Context, c client.Client, id string) {
 		}
 		fmt.Printf("  %8.3fs %-45s %s\n", at.Sub(t0).Seconds(), strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_"), what)
 	}
+}
+
+// medianSum sorts d and returns its median and its sum (d not empty).
+func medianSum(d []time.Duration) (median, sum time.Duration) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	for _, x := range d {
+		sum += x
+	}
+	return d[len(d)/2], sum
 }
