@@ -150,6 +150,10 @@ func run() error {
 		go m.WatchBudgets(mctx, c, workflows.BudgetWorkflowName, app.ReadBudget, 15*time.Second, log)
 		log.Info("metrics on /metrics, probes on /healthz and /readyz", zap.String("addr", cfg.MetricsAddr))
 	}
+	if cfg.WorkflowCache > 0 {
+		// Process-wide, before the worker starts.
+		worker.SetStickyWorkflowCacheSize(cfg.WorkflowCache)
+	}
 	w := app.NewWorker(c, cfg.TaskQueue, acts, worker.Options{})
 	log.Info("worker started", zap.String("taskQueue", cfg.TaskQueue), zap.String("temporal", cfg.TemporalAddress))
 	// Run returns on SIGINT/SIGTERM after in-flight activities are given

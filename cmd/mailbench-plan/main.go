@@ -595,6 +595,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	// The budgets' own histories: every lease is work for them too.
 	budgetEvents, budgetRuns := int64(0), 0
 	use := map[string]usage{}
+	runs := map[string][]string{}
 	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
 		var token []byte
 		for {
@@ -606,7 +607,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 			for _, e := range resp.GetExecutions() {
 				budgetEvents += e.GetHistoryLength()
 				budgetRuns++
-				use[svc] = use[svc].add(leaseUse(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()))
+				runs[svc] = append(runs[svc], e.GetExecution().GetRunId())
 			}
 			if token = resp.GetNextPageToken(); len(token) == 0 {
 				break
@@ -634,6 +635,15 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		r.note += fmt.Sprintf(" %s %.1f", e.k, float64(e.v)/float64(max(sampled, 1)))
 	}
 	r.note += fmt.Sprintf("\nbudget workflows: %d runs, %d events (%.0f per account)", budgetRuns, budgetEvents, float64(budgetEvents)/float64(max(len(l.addrs), 1)))
+	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
+		// A lease asked in one run of a budget can be granted or given
+		// back in a later one (continue-as-new): one book for all runs.
+		lb := newLeaseBook()
+		for _, run := range runs[svc] {
+			lb.read(ctx, c, workflows.BudgetWorkflowID(svc), run)
+		}
+		use[svc] = lb.usage()
+	}
 	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
 		u := use[svc]
 		limit := budget
@@ -743,22 +753,25 @@ type usage struct {
 	connSeconds float64
 }
 
-func (u usage) add(v usage) usage {
-	return usage{u.leases + v.leases, u.held + v.held, u.connSeconds + v.connSeconds}
+// leaseBook reads budget histories: each lease from its grant (the
+// signal sent to the holder) to its release (the signal received).
+type leaseBook struct {
+	conns    map[string]int
+	granted  map[string]time.Time
+	released map[string]time.Time
 }
 
-// leaseUse reads one budget run's history: each lease from its grant (the
-// signal sent to the holder) to its release (the signal received).
-func leaseUse(ctx context.Context, c client.Client, id, run string) usage {
-	conns := map[string]int{}
-	granted := map[string]time.Time{}
-	var u usage
+func newLeaseBook() *leaseBook {
+	return &leaseBook{conns: map[string]int{}, granted: map[string]time.Time{}, released: map[string]time.Time{}}
+}
+
+func (b *leaseBook) read(ctx context.Context, c client.Client, id, run string) {
 	dc := converter.GetDefaultDataConverter()
 	it := c.GetWorkflowHistory(ctx, id, run, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
-			break
+			return
 		}
 		at := e.GetEventTime().AsTime()
 		if s := e.GetWorkflowExecutionSignaledEventAttributes(); s != nil {
@@ -766,26 +779,34 @@ func leaseUse(ctx context.Context, c client.Client, id, run string) usage {
 			case workflows.SignalAcquire:
 				var r workflows.LeaseRequest
 				if dc.FromPayloads(s.GetInput(), &r) == nil {
-					conns[r.Lease] = r.Connections
+					b.conns[r.Lease] = r.Connections
 				}
 			case workflows.SignalRelease:
 				var lease string
 				if dc.FromPayloads(s.GetInput(), &lease) == nil {
-					if g, ok := granted[lease]; ok {
-						u.leases++
-						u.held += at.Sub(g)
-						u.connSeconds += float64(conns[lease]) * at.Sub(g).Seconds()
-						delete(granted, lease)
-					}
+					b.released[lease] = at
 				}
 			}
 		}
 		if s := e.GetSignalExternalWorkflowExecutionInitiatedEventAttributes(); s != nil && s.GetSignalName() == workflows.SignalGranted {
 			var g workflows.LeaseGrant
 			if dc.FromPayloads(s.GetInput(), &g) == nil {
-				granted[g.Lease] = at
+				b.granted[g.Lease] = at
 			}
 		}
+	}
+}
+
+func (b *leaseBook) usage() usage {
+	var u usage
+	for lease, g := range b.granted {
+		r, ok := b.released[lease]
+		if !ok || r.Before(g) {
+			continue
+		}
+		u.leases++
+		u.held += r.Sub(g)
+		u.connSeconds += float64(b.conns[lease]) * r.Sub(g).Seconds()
 	}
 	return u
 }
