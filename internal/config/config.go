@@ -100,7 +100,7 @@ type Config struct {
 // Defaults returns the configuration before any source is read.
 func Defaults() Config {
 	return Config{TemporalAddress: "localhost:7233", Namespace: "default", TaskQueue: "mailshift",
-		MasterSep: "*", Connections: 2, DefaultServerBudget: 20, WorkflowCache: 300, LogLevel: "info", LogFormat: "json", DevDir: ".mailshift-dev",
+		MasterSep: "*", Connections: 2, DefaultServerBudget: 20, WorkflowCache: 150, LogLevel: "info", LogFormat: "json", DevDir: ".mailshift-dev",
 		DevAccounts: 8, DevMessages: 300}
 }
 
