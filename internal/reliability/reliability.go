@@ -472,20 +472,31 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			// A killed copy resumes after its heartbeat times out (30 s),
 			// under the same leases, and each kill costs the activity one
 			// of its attempts: a few kills, far apart, let the plan move.
+			// The first kill comes early (2-5 s): a plan of small accounts
+			// can be over before a later one.
+			pause := 2*time.Second + time.Duration(rng.Int64N(int64(3*time.Second)))
 			for holderKills.Load() < maxHolderKills {
-				pause := time.Duration(rng.Int64N(int64(o.KillHolders))) + 10*time.Second
 				if !wait(stop, pause) {
 					return
 				}
-				for _, i := range rng.Perm(len(workers)) {
-					w := workers[i]
-					if pid := w.pid(); pid > 0 && connectedTo(pid, ports) {
-						w.kill()
-						holderKills.Add(1)
-						p.logf(o, "killed worker %d while it held server connections", pid)
-						time.Sleep(300 * time.Millisecond)
-						_ = w.start()
-						break
+				pause = time.Duration(rng.Int64N(int64(o.KillHolders))) + 10*time.Second
+				// Until a worker holds server connections: looked for every
+				// quarter second, not a whole pause later.
+				for killed := false; !killed; {
+					for _, i := range rng.Perm(len(workers)) {
+						w := workers[i]
+						if pid := w.pid(); pid > 0 && connectedTo(pid, ports) {
+							w.kill()
+							holderKills.Add(1)
+							p.logf(o, "killed worker %d while it held server connections", pid)
+							time.Sleep(300 * time.Millisecond)
+							_ = w.start()
+							killed = true
+							break
+						}
+					}
+					if !killed && !wait(stop, 250*time.Millisecond) {
+						return
 					}
 				}
 			}
