@@ -419,6 +419,10 @@ func (b *budget) tell(ctx workflow.Context) {
 		}
 	}
 	b.st.Told = told
+	halvesFrom := 5
+	if b.batch {
+		halvesFrom = 0
+	}
 	var sent []workflow.Future
 	ahead := 0
 	for _, q := range b.st.Queue {
@@ -432,11 +436,10 @@ func (b *budget) tell(ctx workflow.Context) {
 		if ok && told == place {
 			continue
 		}
-		if ok && told >= 0 && place >= 5 && place > told/2 && place < told {
+		// Told again once the place has halved (budgets before batch: and
+		// at every place under five).
+		if ok && told >= 0 && place >= halvesFrom && place > told/2 && place < told {
 			continue
-		}
-		if b.batch && ok && told >= 0 && place > told/2 && place < told {
-			continue // told again when the place has halved
 		}
 		b.st.Told[q.Lease] = place
 		sent = append(sent, workflow.SignalExternalWorkflow(ctx, q.Holder, "", SignalQueued,
@@ -522,7 +525,7 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 		if sh.service == "" || sh.limit <= 0 {
 			continue
 		}
-		if _, err := m.askLease(ctx, sh, len(held) == 0, func(l string) { held = append(held, LeaseGrant{Lease: l, Service: sh.service}) }); err != nil {
+		if err := m.askLease(ctx, sh, len(held) == 0, func(l string) { held = append(held, LeaseGrant{Lease: l, Service: sh.service}) }); err != nil {
 			return err
 		}
 	}
@@ -570,7 +573,7 @@ func (m *migration) withKeptLeases(ctx workflow.Context, shares []share, f func(
 			later = append(later, x.service)
 		}
 		m.releaseLeases(ctx, later)
-		if _, err := m.askLease(ctx, sh, len(m.st.Leases) == 0, func(l string) {
+		if err := m.askLease(ctx, sh, len(m.st.Leases) == 0, func(l string) {
 			m.st.Leases = append(m.st.Leases, heldLease{Service: sh.service, Lease: l, Connections: sh.connections})
 		}); err != nil {
 			m.releaseLeases(ctx, nil)
@@ -623,7 +626,7 @@ func (m *migration) releaseLeases(ctx workflow.Context, services []string) {
 // request is handed to asked before the wait, so a stop (rollback,
 // cancel) withdraws it. admits: the request may admit the account to the
 // copy (the first lease of a pass).
-func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked func(lease string)) (string, error) {
+func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked func(lease string)) error {
 	m.st.LeaseSeq++
 	lease := fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq)
 	req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit,
@@ -634,7 +637,7 @@ func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked 
 	if err := m.call(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections",
 		a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
 			Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
-		return "", err
+		return err
 	}
 	asked(lease)
 	m.st.WaitingFor = "queued for " + sh.service
@@ -650,7 +653,7 @@ func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked 
 		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
 		sel.Select(ctx)
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return ctx.Err()
 		}
 		if q.Lease != "" {
 			if q.Lease == lease {
@@ -669,7 +672,7 @@ func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked 
 		}
 	}
 	m.st.WaitingFor = ""
-	return lease, nil
+	return nil
 }
 
 // admission tells whether a lease asked for now admits the account to

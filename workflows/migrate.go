@@ -491,9 +491,13 @@ func short(ctx workflow.Context, summary string) workflow.Context {
 		Summary:             summary,
 		StartToCloseTimeout: time.Minute,
 		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
-			MaximumInterval: time.Minute, MaximumAttempts: 6},
+		RetryPolicy:         shortRetry(),
 	})
+}
+
+// shortRetry is how short calls, activities or local, are retried.
+func shortRetry() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 6}
 }
 
 // quick is short for calls made as local activities: inside the workflow
@@ -504,8 +508,7 @@ func quick(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		Summary:             summary,
 		StartToCloseTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
-			MaximumInterval: time.Minute, MaximumAttempts: 6},
+		RetryPolicy:         shortRetry(),
 	})
 }
 

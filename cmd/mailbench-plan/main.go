@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -568,13 +569,8 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 			break
 		}
 		n := 0
-		iter := c.GetWorkflowHistory(ctx, workflows.WorkflowID(a), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for iter.HasNext() {
-			e, err := iter.Next()
-			if err != nil {
-				break
-			}
-			byType[strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")]++
+		eachEvent(ctx, c, workflows.WorkflowID(a), "", func(e *historypb.HistoryEvent) {
+			byType[eventType(e)]++
 			n++
 			if at := e.GetActivityTaskScheduledEventAttributes(); at != nil {
 				sched[e.GetEventId()] = scheduled{at.GetActivityType().GetName(), e.GetEventTime().AsTime()}
@@ -584,7 +580,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 					actTimes[sc.name] = append(actTimes[sc.name], e.GetEventTime().AsTime().Sub(sc.at))
 				}
 			}
-		}
+		})
 		events += n
 		maxEvents = max(maxEvents, n)
 		sampled++
@@ -594,7 +590,6 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	}
 	// The budgets' own histories: every lease is work for them too.
 	budgetEvents, budgetRuns := int64(0), 0
-	use := map[string]usage{}
 	runs := map[string][]string{}
 	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
 		var token []byte
@@ -642,10 +637,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		for _, run := range runs[svc] {
 			lb.read(ctx, c, workflows.BudgetWorkflowID(svc), run)
 		}
-		use[svc] = lb.usage()
-	}
-	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
-		u := use[svc]
+		u := lb.usage()
 		limit := budget
 		if svc == "emailpro-1" {
 			limit = destBudget
@@ -767,12 +759,7 @@ func newLeaseBook() *leaseBook {
 
 func (b *leaseBook) read(ctx context.Context, c client.Client, id, run string) {
 	dc := converter.GetDefaultDataConverter()
-	it := c.GetWorkflowHistory(ctx, id, run, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			return
-		}
+	eachEvent(ctx, c, id, run, func(e *historypb.HistoryEvent) {
 		at := e.GetEventTime().AsTime()
 		if s := e.GetWorkflowExecutionSignaledEventAttributes(); s != nil {
 			switch s.GetSignalName() {
@@ -794,7 +781,7 @@ func (b *leaseBook) read(ctx context.Context, c client.Client, id, run string) {
 				b.granted[g.Lease] = at
 			}
 		}
-	}
+	})
 }
 
 func (b *leaseBook) usage() usage {
@@ -817,12 +804,7 @@ func (b *leaseBook) usage() usage {
 func printTimeline(ctx context.Context, c client.Client, id string) {
 	fmt.Printf("timeline of %s:\n", id)
 	var t0 time.Time
-	it := c.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			return
-		}
+	eachEvent(ctx, c, id, "", func(e *historypb.HistoryEvent) {
 		at := e.GetEventTime().AsTime()
 		if t0.IsZero() {
 			t0 = at
@@ -840,8 +822,26 @@ func printTimeline(ctx context.Context, c client.Client, id string) {
 			}
 			what = e.GetMarkerRecordedEventAttributes().GetMarkerName() + " " + name
 		}
-		fmt.Printf("  %8.3fs %-45s %s\n", at.Sub(t0).Seconds(), strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_"), what)
+		fmt.Printf("  %8.3fs %-45s %s\n", at.Sub(t0).Seconds(), eventType(e), what)
+	})
+}
+
+// eachEvent calls f with each event of a run's history (run "": the
+// latest), until the end or the first error reading it.
+func eachEvent(ctx context.Context, c client.Client, id, run string, f func(*historypb.HistoryEvent)) {
+	it := c.GetWorkflowHistory(ctx, id, run, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return
+		}
+		f(e)
 	}
+}
+
+// eventType is an event's type without its EVENT_TYPE_ prefix.
+func eventType(e *historypb.HistoryEvent) string {
+	return strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
 }
 
 // medianSum sorts d and returns its median and its sum (d not empty).

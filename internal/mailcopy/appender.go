@@ -92,20 +92,12 @@ func streamRun(ctx context.Context, s *conn, batch imap.UIDSet, binary bool, byU
 		}
 		return nil
 	}
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
 		var flags []imap.Flag
 		var date time.Time
 		haveFlags := false
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
+		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				uid = it.UID

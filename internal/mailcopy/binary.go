@@ -59,18 +59,10 @@ func identityEncoded(bs imap.BodyStructure) bool {
 func binarySafe(c *conn, uids imap.UIDSet) (map[imap.UID]bool, error) {
 	var candidates imap.UIDSet
 	cmd := c.Fetch(uids, &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{}})
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
 		var bs imap.BodyStructure
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
+		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				uid = it.UID

@@ -48,17 +48,9 @@ func scanMeta(c *conn, uids imap.UIDSet) ([]meta, error) {
 	var out []meta
 	var noID imap.UIDSet
 	index := map[imap.UID]int{}
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var m meta
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
+		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				m.UID = it.UID
@@ -96,18 +88,10 @@ func scanMeta(c *conn, uids imap.UIDSet) ([]meta, error) {
 		return out, nil
 	}
 	cmd = c.Fetch(noID, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{headerSection}})
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
 		var sum string
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
+		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				uid = it.UID

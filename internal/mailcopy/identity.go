@@ -124,19 +124,11 @@ func hashRun(c *conn, uids imap.UIDSet, binary bool, out map[imap.UID]digest) er
 		fo.BodySection = []*imap.FetchItemBodySection{{Peek: true}}
 	}
 	cmd := c.Fetch(uids, fo)
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
 		var d digest
 		var lit imap.LiteralReader
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
+		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				uid = it.UID

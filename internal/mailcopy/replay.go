@@ -423,18 +423,10 @@ func (r *replayer) addLost(key string, cp Checkpoint, keep func(uint32) bool) {
 func fetchFlags(c *conn, uids imap.UIDSet, fo *imap.FetchOptions) (map[imap.UID][]imap.Flag, error) {
 	out := map[imap.UID][]imap.Flag{}
 	cmd := c.Fetch(uids, fo)
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid imap.UID
 		var flags []imap.Flag
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
+		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
 				uid = it.UID

@@ -313,16 +313,8 @@ func preservedOrigins(d *conn, name string) (map[string][]string, error) {
 	}
 	sec := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{preservedHeader}, Peek: true}
 	cmd := d.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{sec}})
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
-		for {
-			item := msg.Next()
-			if item == nil {
-				break
-			}
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
 			if it, ok := item.(imapclient.FetchItemDataBodySection); ok && it.Literal != nil {
 				b, _ := io.ReadAll(it.Literal)
 				v := headerValue(b, preservedHeader)
