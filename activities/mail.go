@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/mailcopy"
 )
 
@@ -36,6 +37,10 @@ type CopyInput struct {
 	// Pairs caps the connection pairs the pass opens: what its lease
 	// holds (0: the worker's setting).
 	Pairs int `json:",omitempty"`
+	// Sync, for Verify, runs the last delta pass first, on the same
+	// connections (VerifySummary.Pass): one activity and one login on each
+	// server instead of two.
+	Sync bool `json:",omitempty"`
 }
 
 // FolderSummary is one folder's line in a copy summary.
@@ -89,22 +94,44 @@ const maxSkipsInResult = 50
 // CopyMailbox copies the mailbox from the source to the destination service,
 // resuming from the last heartbeat's checkpoints after a retry.
 func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummary, error) {
-	src, err := a.Dir.Service(ctx, in.From)
+	p, err := a.pairOf(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := a.Dir.Service(ctx, in.To)
-	if err != nil {
-		return nil, err
+	// The replay and the copy share one login on each server.
+	sess := &mailcopy.Session{}
+	defer sess.Close()
+	return a.copyPass(ctx, in, p, sess)
+}
+
+// servers are the two services of a pass and the account's endpoints on
+// them.
+type servers struct {
+	src, dst directory.Service
+	sep, dep mailcopy.Endpoint
+}
+
+func (a *Activities) pairOf(ctx context.Context, in CopyInput) (servers, error) {
+	var p servers
+	var err error
+	if p.src, err = a.Dir.Service(ctx, in.From); err != nil {
+		return p, err
 	}
-	sep, err := a.endpoint(src, in.Address)
-	if err != nil {
-		return nil, err
+	if p.dst, err = a.Dir.Service(ctx, in.To); err != nil {
+		return p, err
 	}
-	dep, err := a.endpoint(dst, in.Address)
-	if err != nil {
-		return nil, err
+	if p.sep, err = a.endpoint(p.src, in.Address); err != nil {
+		return p, err
 	}
+	p.dep, err = a.endpoint(p.dst, in.Address)
+	return p, err
+}
+
+// copyPass is one copy or delta pass (with its replay) on sess's
+// connections.
+func (a *Activities) copyPass(ctx context.Context, in CopyInput, p servers, sess *mailcopy.Session) (*CopySummary, error) {
+	src, dst, sep, dep := p.src, p.dst, p.sep, p.dep
+	var err error
 	cps := in.Checkpoints
 	// base counts what earlier attempts and earlier connections of this
 	// attempt copied, so the totals shown cover the whole pass.
@@ -125,6 +152,7 @@ func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummar
 		Logger:          a.Logger,
 		Locale:          in.Locale,
 		Exclude:         in.Exclude,
+		Session:         sess,
 		OnProgress: func(p mailcopy.Progress) {
 			latest = p
 			// The SDK throttles heartbeats itself; skip building details
@@ -222,26 +250,32 @@ type VerifySummary struct {
 	Empty      int             `json:"empty,omitempty"`
 	Duplicates int             `json:"duplicates,omitempty"`
 	Seconds    float64         `json:"seconds,omitempty"`
+	// Pass is the last delta's summary when CopyInput.Sync ran it first.
+	Pass *CopySummary `json:"pass,omitempty"`
 }
 
 // Verify checks that every source message is on the destination. A missing
 // message is a permanent VerifyMismatch naming the folders.
 func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, error) {
-	src, err := a.Dir.Service(ctx, in.From)
+	p, err := a.pairOf(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := a.Dir.Service(ctx, in.To)
-	if err != nil {
-		return nil, err
-	}
-	sep, err := a.endpoint(src, in.Address)
-	if err != nil {
-		return nil, err
-	}
-	dep, err := a.endpoint(dst, in.Address)
-	if err != nil {
-		return nil, err
+	src, dst, sep, dep := p.src, p.dst, p.sep, p.dep
+	sess := &mailcopy.Session{}
+	defer sess.Close()
+	var pass *CopySummary
+	if in.Sync {
+		// The last delta first, on the connections the check then reads
+		// through: what it copies is checked, what it skips or reports
+		// is accounted for.
+		din := in
+		din.Delta, din.Replay, din.Sync = true, false, false
+		if pass, err = a.copyPass(ctx, din, p, sess); err != nil {
+			return nil, err
+		}
+		in.Checkpoints = pass.Checkpoints
+		in.Reported = append(append([]mailcopy.Skip(nil), in.Reported...), pass.Skips...)
 	}
 	_, stop := keepAlive(ctx)
 	var res *mailcopy.VerifyResult
@@ -249,7 +283,7 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		var err error
 		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
 			Folders:     mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
-			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported, Exclude: in.Exclude})
+			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported, Exclude: in.Exclude, Session: sess})
 		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
 		return false, err
 	})
@@ -261,7 +295,7 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		return nil, permanent(ErrTypeVerify, "%d of %d messages of %q are not on the destination, %d duplicated: %s", res.Missing, res.Checked, in.Address, res.Duplicates, res.MissingSummary())
 	}
 	out := &VerifySummary{Checked: res.Checked, Exact: res.Exact, Altered: res.Altered, Preserved: res.Preserved,
-		Empty: res.Empty, Duplicates: res.Duplicates, Seconds: res.Duration.Seconds()}
+		Empty: res.Empty, Duplicates: res.Duplicates, Seconds: res.Duration.Seconds(), Pass: pass}
 	for _, f := range res.Folders {
 		out.OverLimit = append(out.OverLimit, f.OverLimit...)
 		out.NotCopied = append(out.NotCopied, f.NotCopied...)

@@ -137,6 +137,9 @@ type conn struct {
 	stop   func() bool
 	closed chan struct{}
 	once   sync.Once
+	// kept: the connection belongs to a Session, which closes it (shut);
+	// close leaves it open for the session's next call.
+	kept bool
 }
 
 // hardCloseGrace is how long a cancelled copy may take to stop by itself
@@ -144,6 +147,13 @@ type conn struct {
 const hardCloseGrace = 20 * time.Second
 
 func (c *conn) close() {
+	if c.kept {
+		return
+	}
+	c.shut()
+}
+
+func (c *conn) shut() {
 	c.stop()
 	c.once.Do(func() { close(c.closed) })
 	_ = c.Client.Close()

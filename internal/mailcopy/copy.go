@@ -81,6 +81,9 @@ type Options struct {
 	Reported []Skip
 	// Exclude are source messages that stay on the source (exclude.go).
 	Exclude []Exclude
+	// Session, when set, lends its connection pair to this call and keeps
+	// it for the next (session.go).
+	Session *Session
 }
 
 func (o *Options) defaults() {
@@ -161,18 +164,14 @@ type Progress struct {
 }
 
 // Copy copies every selected folder and message of src to dst.
-func Copy(ctx context.Context, src, dst Endpoint, opts Options) (*Result, error) {
+func Copy(ctx context.Context, src, dst Endpoint, opts Options) (_ *Result, err error) {
 	opts.defaults()
 	start := time.Now()
-	s, err := dial(ctx, src)
+	s, d, err := opts.Session.pair(ctx, src, dst)
 	if err != nil {
 		return nil, err
 	}
-	d, err := dial(ctx, dst)
-	if err != nil {
-		s.close()
-		return nil, err
-	}
+	defer func() { opts.Session.failed(err) }()
 	mappings, listed, err := planFoldersListed(s, d, opts.Folders)
 	if err != nil {
 		s.close()
@@ -595,12 +594,21 @@ func (l destListing) has(name string) bool {
 // planFoldersListed maps the folders and returns the destination's listing
 // it read.
 func planFoldersListed(s, d *conn, mo MapOptions) ([]Mapping, destListing, error) {
+	// Both servers list at once.
+	var df []Folder
+	var dns Namespace
+	var derr error
+	listed := make(chan struct{})
+	go func() {
+		defer close(listed)
+		df, dns, derr = listFolders(d)
+	}()
 	sf, sns, err := listFolders(s)
+	<-listed
 	if err != nil {
 		return nil, destListing{}, fmt.Errorf("source: %w", err)
 	}
-	df, dns, err := listFolders(d)
-	if err != nil {
+	if err := derr; err != nil {
 		return nil, destListing{}, fmt.Errorf("destination: %w", err)
 	}
 	m, err := MapFolders(sf, sns, df, dns, mo)

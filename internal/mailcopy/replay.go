@@ -77,7 +77,7 @@ type ReplayResult struct {
 // since the checkpoints were taken, for the messages and folders they
 // cover. It copies nothing new: Copy with the returned checkpoints does.
 // It is idempotent: run again, it finds nothing left to do.
-func Replay(ctx context.Context, src, dst Endpoint, opts Options) (*ReplayResult, error) {
+func Replay(ctx context.Context, src, dst Endpoint, opts Options) (_ *ReplayResult, err error) {
 	opts.defaults()
 	start := time.Now()
 	res := &ReplayResult{Checkpoints: make(map[string]Checkpoint, len(opts.Checkpoints))}
@@ -88,16 +88,15 @@ func Replay(ctx context.Context, src, dst Endpoint, opts Options) (*ReplayResult
 	if len(res.Checkpoints) == 0 {
 		return res, nil
 	}
-	s, err := dial(ctx, src)
+	s, d, err := opts.Session.pair(ctx, src, dst)
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
-	d, err := dial(ctx, dst)
-	if err != nil {
-		return nil, err
-	}
-	defer d.close()
+	defer func() {
+		opts.Session.failed(err)
+		s.close()
+		d.close()
+	}()
 	r := &replayer{ctx: ctx, s: s, d: d, cps: res.Checkpoints, res: res, mo: opts.Folders,
 		condstore: s.Caps().Has(imap.CapCondStore), fresh: map[string][]imap.UID{}, srcUV: map[string]uint32{}}
 	if err := r.run(); err != nil {

@@ -64,19 +64,18 @@ func (v *VerifyResult) OK() bool { return v.Missing == 0 && v.Duplicates == 0 }
 // Verify checks, by content, that every message of every selected source
 // folder is in its destination folder. The checkpoints' maps pair messages
 // first; the others are matched by a hash of their bytes.
-func Verify(ctx context.Context, src, dst Endpoint, opts Options) (*VerifyResult, error) {
+func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResult, err error) {
 	opts.defaults()
 	start := time.Now()
-	s, err := dial(ctx, src)
+	s, d, err := opts.Session.pair(ctx, src, dst)
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
-	d, err := dial(ctx, dst)
-	if err != nil {
-		return nil, err
-	}
-	defer d.close()
+	defer func() {
+		opts.Session.failed(err)
+		s.close()
+		d.close()
+	}()
 	mappings, listed, err := planFoldersListed(s, d, opts.Folders)
 	if err != nil {
 		return nil, err
