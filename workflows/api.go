@@ -350,6 +350,10 @@ type State struct {
 	// Leases are the leases held (or asked for) now.
 	Quick  int         `json:"quick,omitempty"`
 	Leases []heldLease `json:"leases,omitempty"`
+	// Fused is 1 when verify runs its last delta itself and a stage gives
+	// back, before it runs, the leases it does not use (version 2 of
+	// "quick-steps").
+	Fused int `json:"fused,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`

@@ -166,8 +166,9 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 	// sending them, and sends them from its next run on.
 	b.notices = workflow.GetVersion(ctx, "budget-queue-notices", workflow.DefaultVersion, 1) == 1
 	// Versioned: grants sent together in one workflow task, waiters told
-	// only when their place halves.
-	b.batch = workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 1) == 1
+	// only when their place halves (version 2: or doubles).
+	v := workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 2)
+	b.batch, b.calm = v >= 1, v >= 2
 	sweepAt := workflow.Now(ctx).Add(budgetSweep)
 	for {
 		b.grant(ctx)
@@ -233,7 +234,7 @@ type budget struct {
 	st                                        BudgetState
 	log                                       interface{ Warn(string, ...interface{}) }
 	acquire, release, throttle, pause, resume workflow.ReceiveChannel
-	notices, batch                            bool
+	notices, batch, calm                      bool
 }
 
 // drain handles every signal already delivered, so none is lost when the
@@ -437,8 +438,13 @@ func (b *budget) tell(ctx workflow.Context) {
 			continue
 		}
 		// Told again once the place has halved (budgets before batch: and
-		// at every place under five).
+		// at every place under five); calm budgets also wait until a place
+		// that grows (accounts in flight queue ahead of admissions) has
+		// doubled: a place told is within a factor of two of the true one.
 		if ok && told >= 0 && place >= halvesFrom && place > told/2 && place < told {
+			continue
+		}
+		if b.calm && ok && told >= 0 && place > told && place < 2*told+1 {
 			continue
 		}
 		b.st.Told[q.Lease] = place
@@ -561,6 +567,19 @@ func keepsLeases(s Stage) bool {
 // (keepsLeases), and given back when f failed: a parked migration holds
 // nothing.
 func (m *migration) withKeptLeases(ctx workflow.Context, shares []share, f func(workflow.Context) error) error {
+	if m.st.Fused == 1 {
+		// What f does not use goes back first: verify's source lease is
+		// not held while the owner's notice is written.
+		var unused []string
+		for _, l := range m.st.Leases {
+			if !slices.ContainsFunc(shares, func(sh share) bool { return sh.service == l.Service && sh.limit > 0 }) {
+				unused = append(unused, l.Service)
+			}
+		}
+		if len(unused) > 0 {
+			m.releaseLeases(ctx, unused)
+		}
+	}
 	for i, sh := range shares {
 		if sh.service == "" || sh.limit <= 0 {
 			continue

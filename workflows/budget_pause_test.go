@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -141,4 +142,57 @@ func TestBudgetTellsPlacesSparingly(t *testing.T) {
 		total += len(l)
 	}
 	t.Logf("the last waiter heard %v; %d notices in all for %d waiters (a notice per grant would be %d)", last, total, n-1, n*(n-1)/2)
+}
+
+// TestBudgetToldAgainWhenPlaceDoubles: accounts in flight queue ahead of
+// admissions, one at a time; an admission waiting behind them hears of
+// its place again only once it has doubled, not at every step (a place
+// told stays within a factor of two of the true one).
+func TestBudgetToldAgainWhenPlaceDoubles(t *testing.T) {
+	env := newBudgetEnv(t, "mxplan-1")
+	var mu sync.Mutex
+	told := map[string][]int{}
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(nil)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
+		mu.Lock()
+		defer mu.Unlock()
+		q := arg.(LeaseQueued)
+		told[q.Lease] = append(told[q.Lease], q.Ahead)
+		return nil
+	})
+	ask := func(at time.Duration, lease string, admission bool) {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(SignalAcquire, LeaseRequest{Holder: "migrate:" + lease, Lease: lease, Connections: 1, Limit: 1, Admission: admission})
+		}, at)
+	}
+	ask(time.Second, "busy", true)
+	for i := range 6 {
+		ask(2*time.Second+time.Duration(i)*time.Second, fmt.Sprintf("new%d", i), true)
+	}
+	// Six accounts in flight ask, a second apart: new5's place goes 5,
+	// 6, ..., 11.
+	for i := range 6 {
+		ask(10*time.Second+time.Duration(i)*time.Second, fmt.Sprintf("flight%d", i), false)
+	}
+	var st BudgetState
+	env.RegisterDelayedCallback(func() { st = queryBudget(t, env) }, time.Minute)
+	// Then every lease goes back (a queued one is withdrawn): the budget
+	// ends with nothing held.
+	for i, l := range []string{"busy", "flight0", "flight1", "flight2", "flight3", "flight4", "flight5", "new0", "new1", "new2", "new3", "new4", "new5"} {
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRelease, l) }, time.Minute+time.Duration(i+1)*time.Second)
+	}
+	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{Service: "mxplan-1", Limit: 1, Share: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if ahead, _ := st.Ahead("migrate:new5"); ahead != 11 {
+		t.Fatalf("new5 has %d ahead, want 11 (5 admissions and 6 accounts in flight)", ahead)
+	}
+	// (What it hears after the minute, as the queue drains, is halvings.)
+	if got := told["new5"]; len(got) < 2 || !slices.Equal(got[:2], []int{5, 11}) {
+		t.Fatalf("new5 heard %v, want 5 then 11: told again once its place doubled, not at 6, 7, ...", got)
+	}
+	if got := told["flight0"]; !slices.Equal(got, []int{0}) {
+		t.Fatalf("flight0 heard %v, want [0] (first in the queue)", got)
+	}
 }

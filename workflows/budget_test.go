@@ -75,8 +75,10 @@ func (b *leaseBook) holding() []string {
 // deltas and verify. A lease is kept from one stage to the next while none
 // waits: preflight takes a one-pair copy's leases, which serve the copy of
 // a small mailbox (a large one gives them back and asks for two pairs),
-// the final delta and the delta-sync; verify's pair serves the finish;
-// the DNS wait holds nothing; every lease is given back once.
+// the final delta and the delta-sync; verify runs its last delta itself
+// on one pair; the finish holds only the destination's lease (the
+// source's goes back first); the DNS wait holds nothing; every lease is
+// given back once.
 func TestCopiesHoldLeases(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -86,9 +88,9 @@ func TestCopiesHoldLeases(t *testing.T) {
 		pairs    []int // CopyInput.Pairs of each copy pass
 	}{
 		{"small mailbox", 200, []string{"budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"},
-			map[string]int{"budget:mxplan-1": 1, "budget:emailpro-1": 2}, []int{1, 1, 1, 1}},
+			map[string]int{"budget:mxplan-1": 1, "budget:emailpro-1": 2}, []int{1, 1, 1}},
 		{"large mailbox", 2500, []string{"budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"},
-			map[string]int{"budget:mxplan-1": 2, "budget:emailpro-1": 4}, []int{2, 1, 1, 1}},
+			map[string]int{"budget:mxplan-1": 2, "budget:emailpro-1": 4}, []int{2, 1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -107,7 +109,15 @@ func TestCopiesHoldLeases(t *testing.T) {
 			})
 			h.env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.VerifySummary, error) {
 				during = append(during, fmt.Sprintf("verify %v", b.holding()))
-				return &activities.VerifySummary{Checked: 5}, nil
+				if !in.Sync || in.Pairs != 1 {
+					t.Errorf("verify: sync %v on %d pairs, want its last delta on 1 pair", in.Sync, in.Pairs)
+				}
+				return &activities.VerifySummary{Checked: 5, Pass: &activities.CopySummary{Copied: 1}}, nil
+			})
+			var atFinish []string
+			h.env.OnActivity(a.Finish, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.FinishInput) (*activities.FinishResult, error) {
+				atFinish = b.holding()
+				return &activities.FinishResult{}, nil
 			})
 			h.env.OnActivity(a.CheckDNS, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.DNSInput) (*dnscheck.Diagnostic, error) {
 				during = append(during, fmt.Sprintf("dns %v", b.holding()))
@@ -123,6 +133,12 @@ func TestCopiesHoldLeases(t *testing.T) {
 			}
 			if !maps.Equal(b.most, tc.most) {
 				t.Fatalf("most connections asked: %v, want %v", b.most, tc.most)
+			}
+			if !slices.Equal(atFinish, []string{"budget:emailpro-1"}) {
+				t.Fatalf("held while the owner's notice is written: %v, want only the destination's lease", atFinish)
+			}
+			if r.DeltaCopied != 11 {
+				t.Fatalf("%d messages copied by deltas, want 11 (5 by the final delta and the delta-sync each, 1 by verify's)", r.DeltaCopied)
 			}
 			if !slices.Equal(pairs, tc.pairs) {
 				t.Fatalf("pairs each copy pass may open: %v, want %v", pairs, tc.pairs)

@@ -116,9 +116,17 @@ func (m *migration) setup(ctx workflow.Context) error {
 // stages that do not wait): every marker is an event and a search
 // attribute update (TemporalChangeVersion) in each migration's history.
 // Migrations started before replay the markers they recorded.
+//
+// Version 2 of "quick-steps" (State.Fused) also runs verify's last delta
+// inside verify, on the connections verify reads through, and gives back
+// a lease the next stage does not use before it runs (the source's before
+// the owner's notice is written).
 func (m *migration) features(ctx workflow.Context) {
-	if workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 1) == 1 {
+	if v := workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 2); v >= 1 {
 		m.st.Order, m.st.Budget, m.st.Carry, m.st.Notify, m.st.Lean, m.st.Quick = orderPreCopy, 1, 1, 1, 1, 1
+		if v == 2 {
+			m.st.Fused = 1
+		}
 		return
 	}
 	// Versioned: migrations started before the pre-copy keep the
