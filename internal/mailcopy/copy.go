@@ -69,6 +69,9 @@ type Options struct {
 	// NoPipelining turns LITERAL+ APPEND pipelining off (go-imap appends,
 	// one round trip each).
 	NoPipelining bool
+	// NoMultiAppend sends every message in an APPEND of its own, also to
+	// a destination that announces MULTIAPPEND.
+	NoMultiAppend bool
 	// OnProgress is called after every message with a snapshot, one call
 	// at a time; it must be quick (the activity turns it into a heartbeat).
 	OnProgress func(Progress)
@@ -321,6 +324,9 @@ func Copy(ctx context.Context, src, dst Endpoint, opts Options) (_ *Result, err 
 	useRaw := d.Caps().Has(imap.CapLiteralPlus) && !opts.NoPipelining && !dst.UseSASLAuthz
 	tr.useRaw = useRaw
 	tr.binary = binary && useRaw
+	if useRaw && d.Caps().Has(imap.CapMultiAppend) && !opts.NoMultiAppend {
+		tr.multi = multiAppendMessages
+	}
 	// Every pair costs logins on both servers (and a LITERAL+ connection):
 	// a mailbox gets one more pair per MessagesPerPair messages to copy,
 	// never more pairs than folders to copy.
@@ -447,6 +453,7 @@ type tracker struct {
 	dst         Endpoint
 	binary      bool // FETCH BINARY[] and APPEND literal8
 	useRaw      bool
+	multi       int // messages per MULTIAPPEND (appender.multi)
 	folderItems map[string]Skip
 	problems    *problemsFolder
 	// preserved are the origins ("folder\x00uidvalidity\x00uid", the

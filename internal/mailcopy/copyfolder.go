@@ -151,7 +151,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 	for _, mm := range srcMeta {
 		order = append(order, mm.UID)
 	}
-	ap := &appender{d: d, dest: m.Dest, inflight: tr.opts.InFlight, binary: tr.binary && raw != nil}
+	ap := &appender{d: d, dest: m.Dest, inflight: tr.opts.InFlight, binary: tr.binary && raw != nil, multi: tr.multi}
 	if raw != nil {
 		if err := raw.selectFolder(m.Dest); err != nil {
 			return fr, fmt.Errorf("select destination %q: %w", m.Dest, err)
@@ -184,14 +184,16 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 				// The connection or the account failed, not this message.
 				return classify(err, fmt.Sprintf("append to %q", m.Dest))
 			}
-			if ie.Code == imap.ResponseCodeLimit || ie.Code == imap.ResponseCodeTooBig {
+			if (ie.Code == imap.ResponseCodeLimit || ie.Code == imap.ResponseCodeTooBig) && !p.batched() {
 				fr.Skipped = append(fr.Skipped, Skip{Folder: m.Source, UID: uint32(p.uid), Size: p.size, Date: p.date,
 					Category: CatTooBig, Reason: "refused by the destination: " + errText(err)})
 				done(p.uid, func(p *Progress) { p.Skipped++ })
 				return nil
 			}
 			// Refused for this message only: retried once, on a fresh
-			// connection, when the folder's stream is done.
+			// connection, when the folder's stream is done. A refused
+			// MULTIAPPEND says nothing of which of its messages: each is
+			// sent again alone first.
 			refused = append(refused, refusal{p: p, err: ie})
 			return nil
 		}
@@ -250,7 +252,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 		if err := ctx.Err(); err != nil {
 			return fr, err
 		}
-		if err := retryRefused(s, m, r, tr, &fr, &cp); err != nil {
+		if err := retryRefused(s, raw, m, r, tr, &fr, &cp); err != nil {
 			return fr, err
 		}
 		done(r.p.uid, nil)

@@ -57,6 +57,63 @@ func (r rawResult) appendUID() imap.UID {
 	return imap.UID(n)
 }
 
+// appendUIDs are the destination UIDs of a MULTIAPPEND of n messages, in
+// the order they were sent (RFC 4315: the set lists them in that order), or
+// nil when the answer does not name n of them.
+func (r rawResult) appendUIDs(n int) []imap.UID {
+	if r.code != "APPENDUID" {
+		return nil
+	}
+	f := strings.Fields(r.args)
+	if len(f) != 2 {
+		return nil
+	}
+	set, err := imapParseUIDSet(f[1])
+	if err != nil {
+		return nil
+	}
+	var out []imap.UID
+	for _, rg := range set {
+		if rg.Stop < rg.Start || rg.Stop-rg.Start >= imap.UID(n) {
+			return nil
+		}
+		for u := rg.Start; u <= rg.Stop; u++ {
+			out = append(out, u)
+		}
+		if len(out) > n {
+			return nil
+		}
+	}
+	if len(out) != n {
+		return nil
+	}
+	return out
+}
+
+// imapParseUIDSet parses "5", "5:9" and comma lists of them ("*" is not
+// an answer a server gives here).
+func imapParseUIDSet(s string) ([]imap.UIDRange, error) {
+	var out []imap.UIDRange
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, ":")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		if err != nil || a == 0 {
+			return nil, fmt.Errorf("uid set %q", s)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b == 0 {
+				return nil, fmt.Errorf("uid set %q", s)
+			}
+			if b < a {
+				a, b = b, a
+			}
+		}
+		out = append(out, imap.UIDRange{Start: imap.UID(a), Stop: imap.UID(b)})
+	}
+	return out, nil
+}
+
 func dialRaw(ep Endpoint) (*rawConn, error) {
 	d := &net.Dialer{Timeout: 30 * time.Second}
 	var c net.Conn
@@ -245,6 +302,42 @@ func (rc *rawConn) start(cmd string, body io.Reader) (chan rawResult, error) {
 	return ch, nil
 }
 
+// begin writes the start of a command whose end comes later (a
+// MULTIAPPEND, one message at a time: part, then end) and returns the
+// channel its tagged response arrives on.
+func (rc *rawConn) begin(head string) (chan rawResult, error) {
+	rc.mu.Lock()
+	if rc.err != nil {
+		err := rc.err
+		rc.mu.Unlock()
+		return nil, err
+	}
+	rc.next++
+	tag := fmt.Sprintf("m%d", rc.next)
+	ch := make(chan rawResult, 1)
+	rc.done[tag] = ch
+	rc.mu.Unlock()
+	if _, err := rc.w.WriteString(tag + " " + head); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+// part writes more of a begun command: text, then body.
+func (rc *rawConn) part(text string, body io.Reader) error {
+	if _, err := rc.w.WriteString(text); err != nil {
+		return err
+	}
+	_, err := io.Copy(rc.w, body)
+	return err
+}
+
+// end ends a begun command.
+func (rc *rawConn) end() error {
+	_, err := rc.w.WriteString("\r\n")
+	return err
+}
+
 func (rc *rawConn) flush() error { return rc.w.Flush() }
 
 func (rc *rawConn) wait(ch chan rawResult) (rawResult, error) {
@@ -294,8 +387,13 @@ func (rc *rawConn) selectFolder(name string) error {
 // With binary the body goes out as a literal8 (RFC 3516), so NUL bytes are
 // stored as they are.
 func appendCmd(folder string, flags []imap.Flag, date time.Time, size int64, binary bool) string {
+	return "APPEND " + literal(utf7Encode(folder)) + appendItem(flags, date, size, binary)
+}
+
+// appendItem is one message's part of an APPEND or MULTIAPPEND (RFC 3502)
+// up to its body: flags, date, literal header.
+func appendItem(flags []imap.Flag, date time.Time, size int64, binary bool) string {
 	var b strings.Builder
-	b.WriteString("APPEND " + literal(utf7Encode(folder)))
 	if len(flags) > 0 {
 		parts := make([]string, len(flags))
 		for i, f := range flags {

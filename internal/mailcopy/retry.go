@@ -24,13 +24,37 @@ import (
 // its keywords when the refusal was about one); refused again, the message
 // is preserved as an attachment of a well-formed message in the problems
 // folder, or reported with the server's words when even that fails.
-func retryRefused(s *conn, m Mapping, r refusal, tr *tracker, fr *FolderResult, cp *Checkpoint) error {
+func retryRefused(s *conn, raw *rawConn, m Mapping, r refusal, tr *tracker, fr *FolderResult, cp *Checkpoint) error {
 	body, date, err := fetchOne(s, r.p.uid, tr.binary)
 	if err != nil {
 		return classify(err, fmt.Sprintf("read message %d of %q again", r.p.uid, m.Source))
 	}
 	item := Skip{Folder: m.Source, UID: uint32(r.p.uid), Size: int64(len(body)), Date: date, MessageID: headerValue(headerBlock(body), "Message-Id")}
 	flags := r.p.flags
+	if r.p.batched() && raw != nil {
+		// Part of a refused MULTIAPPEND: alone, as it is, on the
+		// connection it went out on (the folder is still selected there).
+		res, err := raw.do(appendCmd(m.Dest, flags, date, int64(len(body)), tr.binary) + string(body))
+		if err != nil {
+			return classify(err, fmt.Sprintf("append to %q", m.Dest))
+		}
+		if res.ok {
+			fr.Copied++
+			fr.Bytes += int64(len(body))
+			cp.Map = addToMap(cp.Map, uint32(r.p.uid), uint32(res.appendUID()))
+			return nil
+		}
+		// Refused alone: what follows is a refusal of this message.
+		r.err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
+		if r.err.Code == imap.ResponseCodeOverQuota {
+			return classify(r.err, fmt.Sprintf("append to %q", m.Dest))
+		}
+		if r.err.Code == imap.ResponseCodeLimit || r.err.Code == imap.ResponseCodeTooBig {
+			item.Category, item.Reason = CatTooBig, "refused by the destination: "+errText(r.err)
+			fr.Skipped = append(fr.Skipped, item)
+			return nil
+		}
+	}
 	var dropped []string
 	if t := strings.ToLower(r.err.Text); strings.Contains(t, "keyword") {
 		// "Keyword length too long": only the long ones go (Dovecot's

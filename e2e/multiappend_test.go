@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailshift/mailshift/internal/mailcopy"
+	"github.com/mailshift/mailshift/internal/mailgen"
+	"github.com/mailshift/mailshift/internal/testenv"
+)
+
+// appendCounter forwards to target and counts the APPEND commands clients
+// send (a MULTIAPPEND counts once).
+func appendCounter(t *testing.T, target string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	cmd := regexp.MustCompile(`^[A-Za-z0-9.]+ APPEND `)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { _, _ = io.Copy(c, s) }()
+				// Lines as the client sends them; literal bodies are read
+				// as lines too, which no command line of these tests'
+				// messages resembles.
+				r := bufio.NewReaderSize(io.TeeReader(c, s), 64<<10)
+				for {
+					line, err := r.ReadSlice('\n')
+					if cmd.Match(line) {
+						n.Add(1)
+					}
+					if err == bufio.ErrBufferFull {
+						continue
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), &n
+}
+
+// TestMultiAppend: to a Dovecot that announces MULTIAPPEND the copy sends
+// its messages 50 to a command; a MULTIAPPEND the destination refuses
+// (one message in it has a keyword Dovecot will not store) is sent again
+// message by message: the others arrive with every keyword, the one
+// refused alone is copied without its keyword and reported. Verify finds
+// every message.
+func TestMultiAppend(t *testing.T) {
+	l := startLab(t)
+	ctx := context.Background()
+	l.assignSlot(t, "migrate:alice@example.com")
+	c, err := imapclient.DialInsecure(l.src.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice@example.com", "alice-pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Archive", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	put := func(folder string, body []byte, flags ...imap.Flag) {
+		t.Helper()
+		cmd := c.Append(folder, int64(len(body)), &imap.AppendOptions{Flags: flags})
+		if _, err := cmd.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	if err := mailgen.Generate(mailgen.Spec{Seed: 31, Messages: 340, MeanSize: 4 << 10}, func(m mailgen.Message) error {
+		folder := "Archive"
+		if total%8 == 0 {
+			folder = "INBOX"
+		}
+		put(folder, m.Body, imap.FlagSeen, "$Work")
+		total++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Dovecot refuses the keyword in an APPEND too: the message goes into
+	// the source's Maildir, as an older server or client left it there.
+	long := "Long" + strings.Repeat("k", 80)
+	inbox := filepath.Join(l.src.Dir, "mail", "example.com", "alice")
+	kw, err := os.ReadFile(filepath.Join(inbox, "dovecot-keywords"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(kw), "0 $Work\n") {
+		t.Fatalf("source keywords file %q, want $Work as keyword 0", kw)
+	}
+	if err := os.WriteFile(filepath.Join(inbox, "dovecot-keywords"), append(kw, []byte("1 "+long+"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	msg := filepath.Join(inbox, "cur", "1700000000.M1P1.test:2,Sb")
+	if err := os.WriteFile(msg, []byte("From: a@example.com\r\nSubject: long keyword\r\nMessage-ID: <kwlong@example.com>\r\n\r\nkeyword\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{msg, filepath.Join(inbox, "dovecot-keywords")} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total++
+
+	proxy, appends := appendCounter(t, l.dst.Addr)
+	src := mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
+	dst := src
+	dst.Addr = proxy
+	res, err := mailcopy.Copy(ctx, src, dst, mailcopy.Options{Connections: 1})
+	if err != nil {
+		t.Fatalf("copy: %v\n%s", err, l.dst.Log())
+	}
+	if res.Copied != total {
+		t.Fatalf("copied %d of %d", res.Copied, total)
+	}
+	var dropped []mailcopy.Skip
+	for _, it := range res.Items() {
+		if it.Category == mailcopy.CatKeywordDropped {
+			dropped = append(dropped, it)
+		}
+	}
+	if len(dropped) != 1 || dropped[0].MessageID != "<kwlong@example.com>" {
+		t.Fatalf("keyword-dropped items %+v, want the one message with the long keyword", dropped)
+	}
+	// Archive's 297 messages go in 6 MULTIAPPENDs; INBOX's 44 in one, which
+	// the destination refuses, then 44 APPENDs and one without the keyword.
+	if n := appends.Load(); n > 60 || n < 7 {
+		t.Fatalf("%d APPEND commands for %d messages, want about 52 (6 + 1 MULTIAPPENDs, 45 single retries)", n, total)
+	}
+	got, err := testenv.Read(l.dst.Addr, "alice@example.com", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withWork := 0
+	for _, msgs := range got {
+		for _, m := range msgs {
+			if slices.Contains(strings.Fields(m.Flags), "$work") {
+				withWork++
+			}
+			if strings.Contains(m.Flags, strings.ToLower(long)) {
+				t.Fatalf("the long keyword arrived: %v", m.Flags)
+			}
+		}
+	}
+	if withWork != total-1 {
+		t.Fatalf("%d messages with $Work on the destination, want %d: the refused batch's other messages keep their keywords", withWork, total-1)
+	}
+	v, err := mailcopy.Verify(ctx, src, mailcopy.Endpoint{Addr: l.dst.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW},
+		mailcopy.Options{Checkpoints: res.Checkpoints})
+	if err != nil || !v.OK() || v.Checked != total {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+	t.Logf("%d messages in %d APPEND commands; %s", total, appends.Load(), fmt.Sprint(dropped[0].Reason))
+}
