@@ -1,6 +1,7 @@
 package mailcopy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -104,19 +105,49 @@ func hashBodies(c *conn, uids imap.UIDSet, binary bool) (map[imap.UID]digest, er
 	if len(uids) == 0 {
 		return out, nil
 	}
-	runs, err := fetchPlan(c, uids, binary)
+	// BODY[] first, for every message: it is the message's bytes but for
+	// NUL bytes, served as 0x80. Only the messages where a 0x80 byte came
+	// are read again the binary way (binary.go), as the copy does
+	// (streamBatch): the common case costs the server no BODYSTRUCTURE
+	// and BINARY.SIZE pass and the folder no UID SEARCH.
+	var sus imap.UIDSet
+	track := &sus
+	if !binary {
+		track = nil
+	}
+	if err := hashRun(c, uids, false, out, track); err != nil {
+		return nil, err
+	}
+	if len(sus) == 0 {
+		return out, nil
+	}
+	runs, err := fetchPlan(c, sus, true)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range runs {
-		if err := hashRun(c, r.uids, r.binary, out); err != nil {
-			return nil, err
+		if r.binary {
+			if err := hashRun(c, r.uids, true, out, nil); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
 }
 
-func hashRun(c *conn, uids imap.UIDSet, binary bool, out map[imap.UID]digest) error {
+// seen80 notes whether a 0x80 byte passed.
+type seen80 struct{ yes bool }
+
+func (w *seen80) Write(p []byte) (int, error) {
+	if !w.yes && bytes.IndexByte(p, 0x80) >= 0 {
+		w.yes = true
+	}
+	return len(p), nil
+}
+
+// hashRun hashes the bodies of uids, read with BINARY.PEEK[] or
+// BODY.PEEK[]; sus, when set, collects the UIDs whose bytes held 0x80.
+func hashRun(c *conn, uids imap.UIDSet, binary bool, out map[imap.UID]digest, sus *imap.UIDSet) error {
 	fo := &imap.FetchOptions{UID: true, InternalDate: true, Flags: true}
 	if binary {
 		fo.BinarySection = []*imap.FetchItemBinarySection{{Peek: true}}
@@ -128,6 +159,7 @@ func hashRun(c *conn, uids imap.UIDSet, binary bool, out map[imap.UID]digest) er
 		var uid imap.UID
 		var d digest
 		var lit imap.LiteralReader
+		had80 := false
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			switch it := item.(type) {
 			case imapclient.FetchItemDataUID:
@@ -142,8 +174,8 @@ func hashRun(c *conn, uids imap.UIDSet, binary bool, out map[imap.UID]digest) er
 				lit = it.Literal
 			}
 			if lit != nil {
-				raw, norm := sha256.New(), &normWriter{h: sha256.New()}
-				n, err := io.Copy(io.MultiWriter(raw, norm), lit)
+				raw, norm, hi := sha256.New(), &normWriter{h: sha256.New()}, &seen80{}
+				n, err := io.Copy(io.MultiWriter(raw, norm, hi), lit)
 				if err != nil {
 					_ = cmd.Close()
 					return err
@@ -152,10 +184,14 @@ func hashRun(c *conn, uids imap.UIDSet, binary bool, out map[imap.UID]digest) er
 				raw.Sum(d.raw[:0])
 				norm.h.Sum(d.norm[:0])
 				lit = nil
+				had80 = hi.yes
 			}
 		}
 		if uid != 0 {
 			out[uid] = d
+			if had80 && sus != nil {
+				sus.AddNum(uid)
+			}
 		}
 	}
 	return cmd.Close()

@@ -26,13 +26,20 @@ import (
 // send (a MULTIAPPEND counts once).
 func appendCounter(t *testing.T, target string) (string, *atomic.Int64) {
 	t.Helper()
+	return commandCounter(t, target, `^[A-Za-z0-9.]+ APPEND `)
+}
+
+// commandCounter forwards to target and counts the lines clients send that
+// match pattern.
+func commandCounter(t *testing.T, target, pattern string) (string, *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
 	var n atomic.Int64
-	cmd := regexp.MustCompile(`^[A-Za-z0-9.]+ APPEND `)
+	cmd := regexp.MustCompile(pattern)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -189,4 +196,100 @@ func TestMultiAppend(t *testing.T) {
 		t.Fatalf("verify: %+v, %v", v, err)
 	}
 	t.Logf("%d messages in %d APPEND commands; %s", total, appends.Load(), fmt.Sprint(dropped[0].Reason))
+}
+
+// TestVerifyReadsBodiesOnce: verify reads each folder's bodies with one
+// FETCH on each server; only a message whose bytes came with 0x80 (where
+// Dovecot serves a NUL) is looked at again the binary way, so a folder
+// without one costs no BODYSTRUCTURE pass. The message with a NUL byte is
+// still checked byte for byte.
+func TestVerifyReadsBodiesOnce(t *testing.T) {
+	l := startLab(t)
+	ctx := context.Background()
+	l.assignSlot(t, "migrate:alice@example.com")
+	c, err := imapclient.DialInsecure(l.src.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice@example.com", "alice-pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Archive", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i := range 60 {
+		folder := "Archive"
+		if i%3 == 0 {
+			folder = "INBOX"
+		}
+		body := fmt.Sprintf("From: a@example.com\r\nSubject: plain %d\r\nMessage-ID: <plain%d@example.com>\r\n\r\n%s\r\n", i, i, strings.Repeat("seven-bit text ", 1+i))
+		cmd := c.Append(folder, int64(len(body)), nil)
+		if _, err := cmd.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		total++
+	}
+	// A message with a NUL byte, as a server that took it left it on disk.
+	nul := filepath.Join(l.src.Dir, "mail", "example.com", "alice", "cur", "1700000001.M2P1.test:2,S")
+	if err := os.WriteFile(nul, []byte("From: a@example.com\r\nSubject: nul\r\nMessage-ID: <nul@example.com>\r\n\r\nbefore\x00after\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(nul, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	total++
+	src := mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
+	dst := src
+	dst.Addr = l.dst.Addr
+	res, err := mailcopy.Copy(ctx, src, dst, mailcopy.Options{Connections: 1})
+	if err != nil || res.Copied != total {
+		t.Fatalf("copy: %+v, %v", res, err)
+	}
+	// go-imap asks for the structure as BODY (RFC 3501's short form).
+	const structure = `(?i)^\S+ UID FETCH \S+ \(UID BODY(STRUCTURE)?\)`
+	sp, srcPasses := commandCounter(t, l.src.Addr, structure)
+	dp, dstPasses := commandCounter(t, l.dst.Addr, structure)
+	vs, vd := src, dst
+	vs.Addr, vd.Addr = sp, dp
+	v, err := mailcopy.Verify(ctx, vs, vd, mailcopy.Options{Checkpoints: res.Checkpoints})
+	if err != nil || !v.OK() || v.Checked != total || v.Exact != total {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+	// INBOX (with the NUL message) once on each side; Archive never.
+	if s, d := srcPasses.Load(), dstPasses.Load(); s != 1 || d != 1 {
+		t.Fatalf("BODYSTRUCTURE passes: source %d, destination %d; want one each (INBOX, for its one message with a NUL byte)", s, d)
+	}
+	// And the check still has teeth for that message: its copy with 0x80
+	// where the NUL was (what a copy through BODY[] alone would store) is
+	// not the source's.
+	matches, err := filepath.Glob(filepath.Join(l.dst.Dir, "mail", "example.com", "alice", "cur", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	altered := 0
+	for _, f := range matches {
+		b, err := os.ReadFile(f)
+		if err != nil || !strings.Contains(string(b), "<nul@example.com>") {
+			continue
+		}
+		if err := os.WriteFile(f, []byte(strings.ReplaceAll(string(b), "\x00", "\x80")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		altered++
+	}
+	if altered != 1 {
+		t.Fatalf("found %d destination files of the NUL message, want 1", altered)
+	}
+	if v, err := mailcopy.Verify(ctx, src, dst, mailcopy.Options{Checkpoints: res.Checkpoints}); err != nil || v.Exact != total-1 {
+		t.Fatalf("verify after the NUL became 0x80 on the destination: %+v, %v; want every message exact but that one", v, err)
+	}
+	t.Logf("%d messages verified exact; BODYSTRUCTURE passes %d and %d", v.Exact, srcPasses.Load(), dstPasses.Load())
 }
