@@ -76,25 +76,46 @@ type normWriter struct {
 	buf    []byte
 }
 
+// Write normalizes p a run at a time (the bytes up to the next CR or NUL
+// are copied as they are) and hashes it in one call: verify hashes every
+// byte of a mailbox twice, and a byte at a time this was a quarter of a
+// plan's worker CPU.
 func (w *normWriter) Write(p []byte) (int, error) {
+	n := len(p)
 	w.buf = w.buf[:0]
-	for _, c := range p {
-		switch {
-		case c == '\n' && w.lastCR:
+	for len(p) > 0 {
+		if w.lastCR {
 			w.lastCR = false
-			continue // the CR already stood for this line break
-		case c == '\r':
-			w.lastCR = true
-			w.buf = append(w.buf, '\n')
-			continue
-		case c == 0:
-			c = 0x80
+			if p[0] == '\n' {
+				p = p[1:] // the CR already stood for this line break
+				continue
+			}
 		}
-		w.lastCR = false
-		w.buf = append(w.buf, c)
+		// The next CR, or a NUL before it (IndexByte is vectorized,
+		// IndexAny is not).
+		i := bytes.IndexByte(p, '\r')
+		run := p
+		if i >= 0 {
+			run = p[:i]
+		}
+		if j := bytes.IndexByte(run, 0); j >= 0 {
+			i = j
+		}
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			break
+		}
+		w.buf = append(w.buf, p[:i]...)
+		if p[i] == '\r' {
+			w.buf = append(w.buf, '\n')
+			w.lastCR = true
+		} else {
+			w.buf = append(w.buf, 0x80)
+		}
+		p = p[i+1:]
 	}
 	w.h.Write(w.buf)
-	return len(p), nil
+	return n, nil
 }
 
 // hashBodies fetches the bodies of uids in the selected folder and returns
