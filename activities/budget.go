@@ -31,6 +31,11 @@ type Lease struct {
 	// of every request that is not, so the lockout does not grow with
 	// the plan's queue.
 	Urgent bool `json:"urgent,omitempty"`
+	// Then is the request this budget hands on to the next one when it
+	// grants this one (the destination's, after the source's): the
+	// second grant then needs no workflow task of the holder in between.
+	// Budgets keep it only while the request waits.
+	Then *LeaseInput `json:"then,omitempty"`
 }
 
 // LeaseInput delivers a lease request to a service's budget workflow,

@@ -56,10 +56,12 @@ func BudgetWorkflowID(service string) string { return budgetIDPrefix + service }
 // delivers it declares the type).
 type LeaseRequest = activities.Lease
 
-// LeaseGrant answers a request.
+// LeaseGrant answers a request. Forwarded says the budget handed the
+// request's Then on to the next budget.
 type LeaseGrant struct {
-	Lease   string `json:"lease"`
-	Service string `json:"service"`
+	Lease     string `json:"lease"`
+	Service   string `json:"service"`
+	Forwarded bool   `json:"forwarded,omitempty"`
 }
 
 // BudgetState is the budget workflow's state, carried across
@@ -166,7 +168,8 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 	// sending them, and sends them from its next run on.
 	b.notices = workflow.GetVersion(ctx, "budget-queue-notices", workflow.DefaultVersion, 1) == 1
 	// Versioned: grants sent together in one workflow task, waiters told
-	// only when their place halves (version 2: or doubles).
+	// only when their place halves (version 2: or doubles; and a granted
+	// request's Then handed on to the next budget).
 	v := workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 2)
 	b.batch, b.calm = v >= 1, v >= 2
 	sweepAt := workflow.Now(ctx).Add(budgetSweep)
@@ -365,6 +368,25 @@ func (b *budget) grant(ctx workflow.Context) {
 			}
 		}
 	}()
+	// With calm, a granted request's Then is handed on first (a local
+	// activity each, all at once), and its grant says whether it was.
+	type handOff struct {
+		r LeaseRequest
+		f workflow.Future
+	}
+	var handOffs []handOff
+	defer func() {
+		for _, h := range handOffs {
+			forwarded := true
+			if err := h.f.Get(ctx, nil); err != nil {
+				// The holder asks for it itself when it hears of the grant.
+				b.log.Warn("hand a request on to the next budget", "holder", h.r.Holder, "error", err)
+				forwarded = false
+			}
+			sent = append(sent, granted{h.r, workflow.SignalExternalWorkflow(ctx, h.r.Holder, "", SignalGranted,
+				LeaseGrant{Lease: h.r.Lease, Service: b.st.Service, Forwarded: forwarded})})
+		}
+	}()
 	for i := 0; i < len(b.st.Queue); {
 		r := b.st.Queue[i]
 		if b.st.held(r) {
@@ -378,9 +400,19 @@ func (b *budget) grant(ctx workflow.Context) {
 		b.st.Queue = slices.Delete(b.st.Queue, i, i+1)
 		delete(b.st.Told, r.Lease)
 		if b.batch {
+			then := r.Then
+			r.Then = nil // held leases keep no request to hand on
 			b.st.Held = append(b.st.Held, r)
 			b.st.Granted++
 			b.st.Peak = max(b.st.Peak, b.st.used())
+			if then != nil && b.calm {
+				// One try, briefly: a budget never waits on another.
+				hctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+					Summary:             "budget: hand " + r.Holder + "'s next request on to " + then.WorkflowID,
+					StartToCloseTimeout: 10 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+				handOffs = append(handOffs, handOff{r, workflow.ExecuteLocalActivity(hctx, a.RequestLease, *then)})
+				continue
+			}
 			sent = append(sent, granted{r, workflow.SignalExternalWorkflow(ctx, r.Holder, "", SignalGranted, LeaseGrant{Lease: r.Lease, Service: b.st.Service})})
 			continue
 		}
@@ -531,7 +563,7 @@ func (m *migration) withBudget(ctx workflow.Context, shares []share, f func(work
 		if sh.service == "" || sh.limit <= 0 {
 			continue
 		}
-		if err := m.askLease(ctx, sh, len(held) == 0, func(l string) { held = append(held, LeaseGrant{Lease: l, Service: sh.service}) }); err != nil {
+		if err := m.askLease(ctx, []share{sh}, len(held) == 0, func(sh share, l string) { held = append(held, LeaseGrant{Lease: l, Service: sh.service}) }); err != nil {
 			return err
 		}
 	}
@@ -592,7 +624,16 @@ func (m *migration) withKeptLeases(ctx workflow.Context, shares []share, f func(
 			later = append(later, x.service)
 		}
 		m.releaseLeases(ctx, later)
-		if err := m.askLease(ctx, sh, len(m.st.Leases) == 0, func(l string) {
+		// The next share needs a new lease too (its old one, if any, just
+		// went back): with State.Fused this budget hands that request on
+		// to the next when it grants, so the destination's grant does not
+		// wait for a workflow task of this migration in between, the
+		// source's connection idle meanwhile.
+		ask := []share{sh}
+		if m.st.Fused == 1 && i+1 < len(shares) && shares[i+1].service != "" && shares[i+1].limit > 0 {
+			ask = append(ask, shares[i+1])
+		}
+		if err := m.askLease(ctx, ask, len(m.st.Leases) == 0, func(sh share, l string) {
 			m.st.Leases = append(m.st.Leases, heldLease{Service: sh.service, Lease: l, Connections: sh.connections})
 		}); err != nil {
 			m.releaseLeases(ctx, nil)
@@ -641,29 +682,45 @@ func (m *migration) releaseLeases(ctx workflow.Context, services []string) {
 	}
 }
 
-// askLease asks sh's budget for a lease and waits for the grant. The
-// request is handed to asked before the wait, so a stop (rollback,
-// cancel) withdraws it. admits: the request may admit the account to the
-// copy (the first lease of a pass).
-func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked func(lease string)) error {
-	m.st.LeaseSeq++
-	lease := fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq)
-	req := LeaseRequest{Holder: m.wid, Lease: lease, Connections: sh.connections, Limit: sh.limit,
-		// Only the first lease admits: a pass granted its source share
-		// is admitted, and its destination request is never held by a
-		// pause (it would hold the source share meanwhile).
-		Plan: m.in.Plan, Admission: admits && m.admission(), Urgent: m.lockedOut()}
-	if err := m.call(ctx, "budget: ask "+sh.service+" for "+fmt.Sprint(sh.connections)+" connections",
-		a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(sh.service), Workflow: BudgetWorkflowName,
-			Signal: SignalAcquire, Request: req}).Get(ctx, nil); err != nil {
+// askLease asks shs[0]'s budget for a lease and waits for the grant; with
+// a second share, that budget hands the second request on to its budget
+// when it grants the first (LeaseRequest.Then), and askLease waits for
+// both grants (a budget from before hand-offs says it did not, and the
+// second request is then sent from here). Each request is handed to asked
+// before the wait, so a stop (rollback, cancel) withdraws it. admits: the
+// first request may admit the account to the copy (the first lease of a
+// pass); a handed-on one never does (a pass granted its source share is
+// admitted, and its destination request is never held by a pause: it
+// would hold the source share meanwhile).
+func (m *migration) askLease(ctx workflow.Context, shs []share, admits bool, asked func(sh share, lease string)) error {
+	reqs := make([]LeaseRequest, len(shs))
+	for i, sh := range shs {
+		m.st.LeaseSeq++
+		reqs[i] = LeaseRequest{Holder: m.wid, Lease: fmt.Sprintf("%s#%d", m.wid, m.st.LeaseSeq), Connections: sh.connections, Limit: sh.limit,
+			Plan: m.in.Plan, Admission: i == 0 && admits && m.admission(), Urgent: m.lockedOut()}
+	}
+	input := func(i int) activities.LeaseInput {
+		return activities.LeaseInput{WorkflowID: BudgetWorkflowID(shs[i].service), Workflow: BudgetWorkflowName, Signal: SignalAcquire, Request: reqs[i]}
+	}
+	first := reqs[0]
+	if len(shs) > 1 {
+		then := input(1)
+		first.Then = &then
+	}
+	if err := m.call(ctx, "budget: ask "+shs[0].service+" for "+fmt.Sprint(shs[0].connections)+" connections",
+		a.RequestLease, activities.LeaseInput{WorkflowID: BudgetWorkflowID(shs[0].service), Workflow: BudgetWorkflowName,
+			Signal: SignalAcquire, Request: first}).Get(ctx, nil); err != nil {
 		return err
 	}
-	asked(lease)
-	m.st.WaitingFor = "queued for " + sh.service
+	for i, sh := range shs {
+		asked(sh, reqs[i].Lease)
+	}
+	m.st.WaitingFor = "queued for " + shs[0].service
 	m.details(ctx)
 	ch := workflow.GetSignalChannel(ctx, SignalGranted)
 	queued := workflow.GetSignalChannel(ctx, SignalQueued)
-	for {
+	got := make([]bool, len(shs))
+	for slices.Contains(got, false) {
 		var g LeaseGrant
 		var q LeaseQueued
 		sel := workflow.NewSelector(ctx)
@@ -675,19 +732,30 @@ func (m *migration) askLease(ctx workflow.Context, sh share, admits bool, asked 
 			return ctx.Err()
 		}
 		if q.Lease != "" {
-			if q.Lease == lease {
+			if slices.ContainsFunc(reqs, func(r LeaseRequest) bool { return r.Lease == q.Lease }) {
 				m.st.WaitingFor = queuedFor(q)
 				m.details(ctx)
 			}
 			continue
 		}
-		if g.Lease == lease {
-			break
+		i := slices.IndexFunc(reqs, func(r LeaseRequest) bool { return r.Lease == g.Lease })
+		if i < 0 {
+			// A grant for a lease this run no longer waits for (asked
+			// before a retry): give it back at once.
+			if err := workflow.SignalExternalWorkflow(ctx, BudgetWorkflowID(g.Service), "", SignalRelease, g.Lease).Get(ctx, nil); err != nil {
+				m.log.Warn("release stale lease", "error", err)
+			}
+			continue
 		}
-		// A grant for a lease this run no longer waits for (asked before
-		// a retry): give it back at once.
-		if err := workflow.SignalExternalWorkflow(ctx, BudgetWorkflowID(g.Service), "", SignalRelease, g.Lease).Get(ctx, nil); err != nil {
-			m.log.Warn("release stale lease", "error", err)
+		got[i] = true
+		if i == 0 && len(shs) > 1 && !g.Forwarded && !got[1] {
+			// The budget did not hand the next request on: ask for it.
+			if err := m.call(ctx, "budget: ask "+shs[1].service+" for "+fmt.Sprint(shs[1].connections)+" connections",
+				a.RequestLease, input(1)).Get(ctx, nil); err != nil {
+				return err
+			}
+			m.st.WaitingFor = "queued for " + shs[1].service
+			m.details(ctx)
 		}
 	}
 	m.st.WaitingFor = ""

@@ -26,22 +26,43 @@ type leaseBook struct {
 	most     map[string]int    // the most connections asked of each budget
 	held     map[string]string // lease -> budget
 	released map[string]int    // lease -> times given back
+	handedOn int               // requests that carried the next one (Then)
+	// noHandOff: the budgets grant without handing Then on.
+	noHandOff bool
 }
 
 func newLeaseBook(h *harness) *leaseBook {
 	b := &leaseBook{most: map[string]int{}, held: map[string]string{}, released: map[string]int{}}
 	h.env.OnActivity(a.RequestLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LeaseInput) error {
-		b.mu.Lock()
-		b.asked = append(b.asked, in.WorkflowID)
-		b.most[in.WorkflowID] = max(b.most[in.WorkflowID], in.Request.Connections)
-		if in.Request.Urgent {
-			b.urgent = append(b.urgent, in.WorkflowID)
+		// The budget grants a little later; a request with Then is handed
+		// on when it is granted, and the next budget grants that a little
+		// later still.
+		ask := func(in activities.LeaseInput) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.asked = append(b.asked, in.WorkflowID)
+			b.most[in.WorkflowID] = max(b.most[in.WorkflowID], in.Request.Connections)
+			if in.Request.Urgent {
+				b.urgent = append(b.urgent, in.WorkflowID)
+			}
+			if in.Request.Then != nil {
+				b.handedOn++
+			}
+			b.held[in.Request.Lease] = in.WorkflowID
 		}
-		b.held[in.Request.Lease] = in.WorkflowID
-		b.mu.Unlock()
-		// The budget grants a little later.
+		ask(in)
 		h.env.RegisterDelayedCallback(func() {
-			h.env.SignalWorkflow(SignalGranted, LeaseGrant{Lease: in.Request.Lease, Service: in.WorkflowID[len(budgetIDPrefix):]})
+			then := in.Request.Then
+			if b.noHandOff {
+				then = nil // a budget from before hand-offs
+			}
+			if then != nil {
+				ask(*then)
+				h.env.RegisterDelayedCallback(func() {
+					h.env.SignalWorkflow(SignalGranted, LeaseGrant{Lease: then.Request.Lease, Service: then.WorkflowID[len(budgetIDPrefix):]})
+				}, time.Second)
+			}
+			h.env.SignalWorkflow(SignalGranted, LeaseGrant{Lease: in.Request.Lease, Service: in.WorkflowID[len(budgetIDPrefix):], Forwarded: then != nil})
 		}, time.Second)
 		return nil
 	})
@@ -134,6 +155,11 @@ func TestCopiesHoldLeases(t *testing.T) {
 			if !maps.Equal(b.most, tc.most) {
 				t.Fatalf("most connections asked: %v, want %v", b.most, tc.most)
 			}
+			// Every destination lease came by hand-off from the source's
+			// budget: one request from the migration per lease round.
+			if want := len(tc.asked) / 2; b.handedOn != want {
+				t.Fatalf("%d requests carried the destination's, want %d (each round)", b.handedOn, want)
+			}
 			if !slices.Equal(atFinish, []string{"budget:emailpro-1"}) {
 				t.Fatalf("held while the owner's notice is written: %v, want only the destination's lease", atFinish)
 			}
@@ -203,5 +229,39 @@ func TestRetriedFinalDeltaAsksUrgently(t *testing.T) {
 	}
 	if len(b.held) != 0 {
 		t.Fatalf("still held at the end: %v", b.held)
+	}
+}
+
+// A budget that does not hand the destination's request on (one from
+// before hand-offs, or one whose hand-off failed) says so in its grant:
+// the migration asks the destination itself, and every lease is still
+// asked once, held in every pass and given back once.
+func TestLeaseAskedWhenNotHandedOn(t *testing.T) {
+	h := newHarness(t)
+	b := newLeaseBook(h)
+	b.noHandOff = true
+	h.env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1",
+		SourceBudget: 4, DestBudget: 6, Connections: 2, DestConnections: 4}, nil)
+	var during []string
+	h.env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.CopySummary, error) {
+		during = append(during, fmt.Sprint(b.holding()))
+		return &activities.CopySummary{Copied: 5}, nil
+	})
+	h.defaults()
+	r := h.run(Input{AutoConfirm: true})
+	if r.Outcome != StageDone {
+		t.Fatalf("outcome %s", r.Outcome)
+	}
+	want := []string{"budget:mxplan-1", "budget:emailpro-1", "budget:mxplan-1", "budget:emailpro-1"}
+	if !slices.Equal(b.asked, want) {
+		t.Fatalf("leases asked = %v, want %v", b.asked, want)
+	}
+	for _, d := range during {
+		if d != "[budget:emailpro-1 budget:mxplan-1]" {
+			t.Fatalf("held during the passes: %v; want both leases in each", during)
+		}
+	}
+	if len(b.held) != 0 || len(b.released) != len(b.asked) {
+		t.Fatalf("still held %v; released %v of %d asked", b.held, b.released, len(b.asked))
 	}
 }

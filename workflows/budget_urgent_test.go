@@ -1,12 +1,17 @@
 package workflows
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+
+	"github.com/mailshift/mailshift/activities"
 )
 
 // A locked-out owner's requests (Urgent) pass the plan's queue, in the
@@ -84,5 +89,52 @@ func TestBudgetQueuesAccountsInFlightBeforeAdmissions(t *testing.T) {
 	want := []string{"locked1", "locked2", "verify1", "verify2", "new1", "new2", "new3"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("queue %v, want %v", got, want)
+	}
+}
+
+// TestBudgetHandsTheNextRequestOn: granting a request that carries the
+// next budget's (Then), the budget delivers that one (RequestLease) and
+// its grant says so; a hand-off that fails is said too, so the holder
+// asks itself. Held leases keep no request to hand on.
+func TestBudgetHandsTheNextRequestOn(t *testing.T) {
+	for _, fails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hand-off fails: %v", fails), func(t *testing.T) {
+			env := newBudgetEnv(t, "mxplan-1")
+			var handed []activities.LeaseInput
+			env.OnActivity(a.RequestLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.LeaseInput) error {
+				handed = append(handed, in)
+				if fails {
+					return errors.New("the next budget cannot be reached")
+				}
+				return nil
+			})
+			var grants []LeaseGrant
+			env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(func(_, _, _, _ string, arg interface{}) error {
+				grants = append(grants, arg.(LeaseGrant))
+				return nil
+			})
+			env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(nil).Maybe()
+			next := activities.LeaseInput{WorkflowID: BudgetWorkflowID("emailpro-1"), Workflow: BudgetWorkflowName, Signal: SignalAcquire,
+				Request: LeaseRequest{Holder: "migrate:a", Lease: "migrate:a#2", Connections: 2, Limit: 8}}
+			var st BudgetState
+			env.RegisterDelayedCallback(func() {
+				env.SignalWorkflow(SignalAcquire, LeaseRequest{Holder: "migrate:a", Lease: "migrate:a#1", Connections: 1, Limit: 4, Then: &next})
+			}, time.Second)
+			env.RegisterDelayedCallback(func() { st = queryBudget(t, env) }, 2*time.Second)
+			env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRelease, "migrate:a#1") }, 3*time.Second)
+			env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{Service: "mxplan-1", Limit: 4, Share: 4})
+			if err := env.GetWorkflowError(); err != nil {
+				t.Fatal(err)
+			}
+			if len(handed) != 1 || handed[0].WorkflowID != "budget:emailpro-1" || handed[0].Request.Lease != "migrate:a#2" {
+				t.Fatalf("handed on %+v, want migrate:a#2 to budget:emailpro-1", handed)
+			}
+			if len(grants) != 1 || grants[0].Lease != "migrate:a#1" || grants[0].Forwarded == fails {
+				t.Fatalf("grants %+v, want migrate:a#1 with forwarded %v", grants, !fails)
+			}
+			if len(st.Held) != 1 || st.Held[0].Then != nil {
+				t.Fatalf("held %+v, want the lease without its hand-off", st.Held)
+			}
+		})
 	}
 }
