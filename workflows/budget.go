@@ -748,11 +748,13 @@ func (m *migration) askLease(ctx workflow.Context, shs []share, admits bool, ask
 			continue
 		}
 		got[i] = true
-		if i == 0 && len(shs) > 1 && !g.Forwarded && !got[1] {
-			// The budget did not hand the next request on: ask for it.
-			if err := m.call(ctx, "budget: ask "+shs[1].service+" for "+fmt.Sprint(shs[1].connections)+" connections",
-				a.RequestLease, input(1)).Get(ctx, nil); err != nil {
-				return err
+		if i == 0 && len(shs) > 1 && !got[1] {
+			if !g.Forwarded {
+				// The budget did not hand the next request on: ask for it.
+				if err := m.call(ctx, "budget: ask "+shs[1].service+" for "+fmt.Sprint(shs[1].connections)+" connections",
+					a.RequestLease, input(1)).Get(ctx, nil); err != nil {
+					return err
+				}
 			}
 			m.st.WaitingFor = "queued for " + shs[1].service
 			m.details(ctx)
