@@ -1,17 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -22,82 +17,22 @@ import (
 	"github.com/mailshift/mailshift/internal/testenv"
 )
 
-// appendCounter forwards to target and counts the APPEND commands clients
-// send (a MULTIAPPEND counts once).
-func appendCounter(t *testing.T, target string) (string, *atomic.Int64) {
+// ownerWithArchive logs in to alice's source mailbox as its owner, with
+// an "Archive" folder created beside INBOX, and returns a way to append.
+func ownerWithArchive(t *testing.T, l *lab) func(folder string, body []byte, flags ...imap.Flag) {
 	t.Helper()
-	return commandCounter(t, target, `^[A-Za-z0-9.]+ APPEND `)
-}
-
-// commandCounter forwards to target and counts the lines clients send that
-// match pattern.
-func commandCounter(t *testing.T, target, pattern string) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var n atomic.Int64
-	cmd := regexp.MustCompile(pattern)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { _, _ = io.Copy(c, s) }()
-				// Lines as the client sends them; literal bodies are read
-				// as lines too, which no command line of these tests'
-				// messages resembles.
-				r := bufio.NewReaderSize(io.TeeReader(c, s), 64<<10)
-				for {
-					line, err := r.ReadSlice('\n')
-					if cmd.Match(line) {
-						n.Add(1)
-					}
-					if err == bufio.ErrBufferFull {
-						continue
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), &n
-}
-
-// TestMultiAppend: to a Dovecot that announces MULTIAPPEND the copy sends
-// its messages 50 to a command; a MULTIAPPEND the destination refuses
-// (one message in it has a keyword Dovecot will not store) is sent again
-// message by message: the others arrive with every keyword, the one
-// refused alone is copied without its keyword and reported. Verify finds
-// every message.
-func TestMultiAppend(t *testing.T) {
-	l := startLab(t)
-	ctx := context.Background()
-	l.assignSlot(t, "migrate:alice@example.com")
 	c, err := imapclient.DialInsecure(l.src.Addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	if err := c.Login("alice@example.com", "alice-pw").Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Create("Archive", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	put := func(folder string, body []byte, flags ...imap.Flag) {
+	return func(folder string, body []byte, flags ...imap.Flag) {
 		t.Helper()
 		cmd := c.Append(folder, int64(len(body)), &imap.AppendOptions{Flags: flags})
 		if _, err := cmd.Write(body); err != nil {
@@ -110,6 +45,19 @@ func TestMultiAppend(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestMultiAppend: to a Dovecot that announces MULTIAPPEND the copy sends
+// its messages 50 to a command; a MULTIAPPEND the destination refuses
+// (one message in it has a keyword Dovecot will not store) is sent again
+// message by message: the others arrive with every keyword, the one
+// refused alone is copied without its keyword and reported. Verify finds
+// every message.
+func TestMultiAppend(t *testing.T) {
+	l := startLab(t)
+	ctx := context.Background()
+	l.assignSlot(t, "migrate:alice@example.com")
+	put := ownerWithArchive(t, l)
 	total := 0
 	if err := mailgen.Generate(mailgen.Spec{Seed: 31, Messages: 340, MeanSize: 4 << 10}, func(m mailgen.Message) error {
 		folder := "Archive"
@@ -147,7 +95,8 @@ func TestMultiAppend(t *testing.T) {
 	}
 	total++
 
-	proxy, appends := appendCounter(t, l.dst.Addr)
+	// A MULTIAPPEND counts once.
+	proxy, appends := testenv.CommandCounter(t, l.dst.Addr, `^\S+ APPEND `)
 	src := mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
 	dst := src
 	dst.Addr = proxy
@@ -207,34 +156,14 @@ func TestVerifyReadsBodiesOnce(t *testing.T) {
 	l := startLab(t)
 	ctx := context.Background()
 	l.assignSlot(t, "migrate:alice@example.com")
-	c, err := imapclient.DialInsecure(l.src.Addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login("alice@example.com", "alice-pw").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create("Archive", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	put := ownerWithArchive(t, l)
 	total := 0
 	for i := range 60 {
 		folder := "Archive"
 		if i%3 == 0 {
 			folder = "INBOX"
 		}
-		body := fmt.Sprintf("From: a@example.com\r\nSubject: plain %d\r\nMessage-ID: <plain%d@example.com>\r\n\r\n%s\r\n", i, i, strings.Repeat("seven-bit text ", 1+i))
-		cmd := c.Append(folder, int64(len(body)), nil)
-		if _, err := cmd.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
+		put(folder, fmt.Appendf(nil, "From: a@example.com\r\nSubject: plain %d\r\nMessage-ID: <plain%d@example.com>\r\n\r\n%s\r\n", i, i, strings.Repeat("seven-bit text ", 1+i)))
 		total++
 	}
 	// A message with a NUL byte, as a server that took it left it on disk.
@@ -255,8 +184,8 @@ func TestVerifyReadsBodiesOnce(t *testing.T) {
 	}
 	// go-imap asks for the structure as BODY (RFC 3501's short form).
 	const structure = `(?i)^\S+ UID FETCH \S+ \(UID BODY(STRUCTURE)?\)`
-	sp, srcPasses := commandCounter(t, l.src.Addr, structure)
-	dp, dstPasses := commandCounter(t, l.dst.Addr, structure)
+	sp, srcPasses := testenv.CommandCounter(t, l.src.Addr, structure)
+	dp, dstPasses := testenv.CommandCounter(t, l.dst.Addr, structure)
 	vs, vd := src, dst
 	vs.Addr, vd.Addr = sp, dp
 	v, err := mailcopy.Verify(ctx, vs, vd, mailcopy.Options{Checkpoints: res.Checkpoints})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/testsuite"
 )
 
 // A paused plan's requests keep their place and are granted nothing;
@@ -103,16 +104,7 @@ func TestBudgetPauseAndQueue(t *testing.T) {
 func TestBudgetTellsPlacesSparingly(t *testing.T) {
 	const n = 40
 	env := newBudgetEnv(t, "mxplan-1")
-	var mu sync.Mutex
-	told := map[string][]int{}
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(nil)
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
-		mu.Lock()
-		q := arg.(LeaseQueued)
-		told[q.Lease] = append(told[q.Lease], q.Ahead)
-		mu.Unlock()
-		return nil
-	})
+	told := placesTold(env)
 	for i := range n {
 		holder := fmt.Sprintf("migrate:u%02d", i)
 		env.RegisterDelayedCallback(func() {
@@ -150,16 +142,7 @@ func TestBudgetTellsPlacesSparingly(t *testing.T) {
 // told stays within a factor of two of the true one).
 func TestBudgetToldAgainWhenPlaceDoubles(t *testing.T) {
 	env := newBudgetEnv(t, "mxplan-1")
-	var mu sync.Mutex
-	told := map[string][]int{}
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(nil)
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(func(_, id, _, _ string, arg interface{}) error {
-		mu.Lock()
-		defer mu.Unlock()
-		q := arg.(LeaseQueued)
-		told[q.Lease] = append(told[q.Lease], q.Ahead)
-		return nil
-	})
+	told := placesTold(env)
 	ask := func(at time.Duration, lease string, admission bool) {
 		env.RegisterDelayedCallback(func() {
 			env.SignalWorkflow(SignalAcquire, LeaseRequest{Holder: "migrate:" + lease, Lease: lease, Connections: 1, Limit: 1, Admission: admission})
@@ -195,4 +178,20 @@ func TestBudgetToldAgainWhenPlaceDoubles(t *testing.T) {
 	if got := told["flight0"]; !slices.Equal(got, []int{0}) {
 		t.Fatalf("flight0 heard %v, want [0] (first in the queue)", got)
 	}
+}
+
+// placesTold records, by lease, the places the budget tells waiters (its
+// grants go nowhere).
+func placesTold(env *testsuite.TestWorkflowEnvironment) map[string][]int {
+	var mu sync.Mutex
+	told := map[string][]int{}
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalGranted, mock.Anything).Return(nil)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalQueued, mock.Anything).Return(func(_, _, _, _ string, arg interface{}) error {
+		mu.Lock()
+		defer mu.Unlock()
+		q := arg.(LeaseQueued)
+		told[q.Lease] = append(told[q.Lease], q.Ahead)
+		return nil
+	})
+	return told
 }

@@ -206,9 +206,13 @@ type appender struct {
 // Messages and bytes that close a MULTIAPPEND: past about 50 messages
 // the destination saves nothing more (measured), and a batch the
 // destination refuses is sent again message by message.
+// A message goes into a batch only up to multiAppendRead bytes (it is read
+// whole first: a worker holds at most that much of a message per
+// connection pair); a larger one goes in an APPEND of its own, streamed.
 const (
 	multiAppendMessages = 50
 	multiAppendBytes    = 4 << 20
+	multiAppendRead     = 1 << 20
 )
 
 // multiBatch is a MULTIAPPEND being written, or waiting for its answer.
@@ -282,7 +286,7 @@ func (p pendingAppend) batched() bool { return p.batch != nil && p.batch.n > 1 }
 
 func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Flag, date time.Time, onDone func(pendingAppend, imap.UID, error) error) error {
 	size := body.Size()
-	if a.raw != nil && a.multi > 1 && size <= multiAppendBytes {
+	if a.raw != nil && a.multi > 1 && size <= multiAppendRead {
 		return a.appendBatched(uid, body, flags, date, onDone)
 	}
 	if a.raw != nil {

@@ -277,18 +277,8 @@ func (rc *rawConn) fail(err error) {
 // start writes a command (its text may hold LITERAL+ literals) and returns
 // the channel its tagged response arrives on.
 func (rc *rawConn) start(cmd string, body io.Reader) (chan rawResult, error) {
-	rc.mu.Lock()
-	if rc.err != nil {
-		err := rc.err
-		rc.mu.Unlock()
-		return nil, err
-	}
-	rc.next++
-	tag := fmt.Sprintf("m%d", rc.next)
-	ch := make(chan rawResult, 1)
-	rc.done[tag] = ch
-	rc.mu.Unlock()
-	if _, err := rc.w.WriteString(tag + " " + cmd); err != nil {
+	ch, err := rc.begin(cmd)
+	if err != nil {
 		return nil, err
 	}
 	if body != nil {
@@ -296,7 +286,7 @@ func (rc *rawConn) start(cmd string, body io.Reader) (chan rawResult, error) {
 			return nil, err
 		}
 	}
-	if _, err := rc.w.WriteString("\r\n"); err != nil {
+	if err := rc.end(); err != nil {
 		return nil, err
 	}
 	return ch, nil

@@ -13,18 +13,9 @@ import (
 // do what they do without one.
 func TestSessionLogsInOncePerServer(t *testing.T) {
 	ctx := context.Background()
-	src, dst := startCounting(t, "a@x.test"), startCounting(t, "a@x.test")
-	n := src.seed(t, spec)
+	src, dst, sess, res := copyInSession(t)
+	n := res.Copied
 	from, to := ep(src.addr, "a@x.test"), ep(dst.addr, "a@x.test")
-	sess := &mailcopy.Session{}
-	defer sess.Close()
-	res, err := mailcopy.Copy(ctx, from, to, mailcopy.Options{Session: sess})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Copied != n {
-		t.Fatalf("Copy() copied %d, want %d", res.Copied, n)
-	}
 	rep, err := mailcopy.Replay(ctx, from, to, mailcopy.Options{Session: sess, Checkpoints: res.Checkpoints})
 	if err != nil {
 		t.Fatal(err)
@@ -55,15 +46,8 @@ func TestSessionLogsInOncePerServer(t *testing.T) {
 // connection in an unknown state.
 func TestSessionDialsAgainAfterAFailure(t *testing.T) {
 	ctx := context.Background()
-	src, dst := startCounting(t, "a@x.test"), startCounting(t, "a@x.test")
-	src.seed(t, spec)
+	src, dst, sess, res := copyInSession(t)
 	from, to := ep(src.addr, "a@x.test"), ep(dst.addr, "a@x.test")
-	sess := &mailcopy.Session{}
-	defer sess.Close()
-	res, err := mailcopy.Copy(ctx, from, to, mailcopy.Options{Session: sess})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := mailcopy.Verify(ctx, from, to, mailcopy.Options{Session: sess, Checkpoints: res.Checkpoints,
 		Folders: mailcopy.MapOptions{Include: []string{"["}}}); err == nil {
 		t.Fatal("Verify() with a malformed folder pattern succeeded")
@@ -74,4 +58,22 @@ func TestSessionDialsAgainAfterAFailure(t *testing.T) {
 	if s, d := src.accepted.Load(), dst.accepted.Load(); s != 2 || d != 2 {
 		t.Fatalf("servers accepted %d (source) and %d (destination) connections, want two each (one more after the failure)", s, d)
 	}
+}
+
+// copyInSession copies a seeded mailbox between two counting servers in a
+// Session, which the test closes at its end.
+func copyInSession(t *testing.T) (src, dst *countingServer, sess *mailcopy.Session, res *mailcopy.Result) {
+	t.Helper()
+	src, dst = startCounting(t, "a@x.test"), startCounting(t, "a@x.test")
+	n := src.seed(t, spec)
+	sess = &mailcopy.Session{}
+	t.Cleanup(sess.Close)
+	res, err := mailcopy.Copy(context.Background(), ep(src.addr, "a@x.test"), ep(dst.addr, "a@x.test"), mailcopy.Options{Session: sess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != n {
+		t.Fatalf("Copy() copied %d, want %d", res.Copied, n)
+	}
+	return src, dst, sess, res
 }

@@ -1,9 +1,11 @@
 package testenv
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -71,11 +73,51 @@ func appendMsg(c *imapclient.Client, folder string, body []byte, opts *imap.Appe
 // reports how many it cut.
 func CuttingProxy(t testing.TB, target string, budget int64) (string, *atomic.Int64) {
 	t.Helper()
+	drops := &atomic.Int64{}
+	addr := relay(t, target, func(c, s net.Conn) {
+		go func() { _, _ = io.Copy(s, c) }()
+		if n, _ := io.CopyN(c, s, budget); n == budget {
+			drops.Add(1)
+		}
+	})
+	return addr, drops
+}
+
+// CommandCounter forwards to target and counts the lines clients send
+// that match pattern (an IMAP command: "^\\S+ APPEND "). Literal bodies
+// are read as lines too: the caller's messages must not hold a line that
+// matches.
+func CommandCounter(t testing.TB, target, pattern string) (string, *atomic.Int64) {
+	t.Helper()
+	n := &atomic.Int64{}
+	cmd := regexp.MustCompile(pattern)
+	addr := relay(t, target, func(c, s net.Conn) {
+		go func() { _, _ = io.Copy(c, s) }()
+		r := bufio.NewReaderSize(io.TeeReader(c, s), 64<<10)
+		for {
+			line, err := r.ReadSlice('\n')
+			if cmd.Match(line) {
+				n.Add(1)
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	return addr, n
+}
+
+// relay listens for the test, connects each client to target and hands
+// both connections to serve, closing them when it returns.
+func relay(t testing.TB, target string, serve func(client, server net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	drops := &atomic.Int64{}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -89,13 +131,10 @@ func CuttingProxy(t testing.TB, target string, budget int64) (string, *atomic.In
 					return
 				}
 				defer s.Close()
-				go func() { _, _ = io.Copy(s, c) }()
-				if n, _ := io.CopyN(c, s, budget); n == budget {
-					drops.Add(1)
-				}
+				serve(c, s)
 			}()
 		}
 	}()
 	t.Cleanup(func() { ln.Close() })
-	return ln.Addr().String(), drops
+	return ln.Addr().String()
 }
