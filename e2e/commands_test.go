@@ -17,10 +17,13 @@ import (
 	"github.com/mailshift/mailshift/internal/testenv"
 )
 
-// ownerWithArchive logs in to alice's source mailbox as its owner, with
-// an "Archive" folder created beside INBOX, and returns a way to append.
-func ownerWithArchive(t *testing.T, l *lab) func(folder string, body []byte, flags ...imap.Flag) {
+// labWithArchive starts the lab with alice's slot assigned, logs in to
+// her source mailbox as its owner, with an "Archive" folder created
+// beside INBOX, and returns a way to append there.
+func labWithArchive(t *testing.T) (*lab, func(folder string, body []byte, flags ...imap.Flag)) {
 	t.Helper()
+	l := startLab(t)
+	l.assignSlot(t, "migrate:alice@example.com")
 	c, err := imapclient.DialInsecure(l.src.Addr, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +35,7 @@ func ownerWithArchive(t *testing.T, l *lab) func(folder string, body []byte, fla
 	if err := c.Create("Archive", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	return func(folder string, body []byte, flags ...imap.Flag) {
+	return l, func(folder string, body []byte, flags ...imap.Flag) {
 		t.Helper()
 		cmd := c.Append(folder, int64(len(body)), &imap.AppendOptions{Flags: flags})
 		if _, err := cmd.Write(body); err != nil {
@@ -54,10 +57,8 @@ func ownerWithArchive(t *testing.T, l *lab) func(folder string, body []byte, fla
 // refused alone is copied without its keyword and reported. Verify finds
 // every message.
 func TestMultiAppend(t *testing.T) {
-	l := startLab(t)
+	l, put := labWithArchive(t)
 	ctx := context.Background()
-	l.assignSlot(t, "migrate:alice@example.com")
-	put := ownerWithArchive(t, l)
 	total := 0
 	if err := mailgen.Generate(mailgen.Spec{Seed: 31, Messages: 340, MeanSize: 4 << 10}, func(m mailgen.Message) error {
 		folder := "Archive"
@@ -153,10 +154,8 @@ func TestMultiAppend(t *testing.T) {
 // without one costs no BODYSTRUCTURE pass. The message with a NUL byte is
 // still checked byte for byte.
 func TestVerifyReadsBodiesOnce(t *testing.T) {
-	l := startLab(t)
+	l, put := labWithArchive(t)
 	ctx := context.Background()
-	l.assignSlot(t, "migrate:alice@example.com")
-	put := ownerWithArchive(t, l)
 	total := 0
 	for i := range 60 {
 		folder := "Archive"
