@@ -68,7 +68,7 @@ func (r rawResult) appendUIDs(n int) []imap.UID {
 	if len(f) != 2 {
 		return nil
 	}
-	set, err := imapParseUIDSet(f[1])
+	set, err := parseUIDSet(f[1])
 	if err != nil {
 		return nil
 	}
@@ -90,9 +90,9 @@ func (r rawResult) appendUIDs(n int) []imap.UID {
 	return out
 }
 
-// imapParseUIDSet parses "5", "5:9" and comma lists of them ("*" is not
+// parseUIDSet parses "5", "5:9" and comma lists of them ("*" is not
 // an answer a server gives here).
-func imapParseUIDSet(s string) ([]imap.UIDRange, error) {
+func parseUIDSet(s string) ([]imap.UIDRange, error) {
 	var out []imap.UIDRange
 	for _, part := range strings.Split(s, ",") {
 		lo, hi, isRange := strings.Cut(part, ":")
