@@ -182,8 +182,13 @@ func (a *Activities) copyPass(ctx context.Context, in CopyInput, p servers, sess
 			res = r
 			return true, nil
 		}
-		// A server that says it is overloaded gets a smaller share.
+		// A server that says it is overloaded gets a smaller share; the
+		// next attempt sends a message per APPEND, so an answer that was
+		// about one message after all is that message's refusal.
 		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
+		if mailcopy.OverloadKind(err) != "" {
+			opts.NoMultiAppend = true
+		}
 		// Go on from where this connection got to.
 		if latest.Checkpoints != nil {
 			opts.Checkpoints = latest.Checkpoints

@@ -221,3 +221,49 @@ func TestVerifyReadsBodiesOnce(t *testing.T) {
 	}
 	t.Logf("%d messages verified exact; BODYSTRUCTURE passes %d and %d", v.Exact, srcPasses.Load(), dstPasses.Load())
 }
+
+// TestMultiAppendOverloaded: a server that answers a whole MULTIAPPEND
+// "NO [UNAVAILABLE]" (here after storing it, the worst case) stops the
+// pass as a transient overload, nothing refused, preserved or reported;
+// the next attempt, one message per APPEND, finds what the server did
+// store by content and copies the rest: every message once.
+func TestMultiAppendOverloaded(t *testing.T) {
+	l, put := labWithArchive(t)
+	ctx := context.Background()
+	total := 0
+	if err := mailgen.Generate(mailgen.Spec{Seed: 41, Messages: 150, MeanSize: 3 << 10}, func(m mailgen.Message) error {
+		put("Archive", m.Body)
+		total++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	proxy, rewritten := testenv.AnswerRewriter(t, l.dst.Addr, `^m\d+ OK \[APPENDUID \d+ \d+:\d+\]`, "NO [UNAVAILABLE] Try again later", 1)
+	src := mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
+	dst := src
+	dst.Addr = proxy
+	var cps map[string]mailcopy.Checkpoint
+	_, err := mailcopy.Copy(ctx, src, dst, mailcopy.Options{Connections: 1, OnProgress: func(p mailcopy.Progress) { cps = p.Checkpoints }})
+	if err == nil {
+		t.Fatal("copy succeeded through a NO [UNAVAILABLE] to a MULTIAPPEND")
+	}
+	if _, perm := mailcopy.IsPermanent(err); perm || mailcopy.OverloadKind(err) != mailcopy.OverloadUnavailable {
+		t.Fatalf("copy error %v: want a transient overload (unavailable)", err)
+	}
+	if rewritten.Load() < 1 {
+		t.Fatal("no MULTIAPPEND answer was rewritten")
+	}
+	res, err := mailcopy.Copy(ctx, src, dst, mailcopy.Options{Connections: 1, Checkpoints: cps, NoMultiAppend: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if items := res.Items(); len(items) != 0 {
+		t.Fatalf("items %+v, want none: an overload is not a refusal", items)
+	}
+	if res.Copied+res.Present != total || res.Present == 0 {
+		t.Fatalf("second attempt: %d copied, %d found already there, want %d in all, some found (the batch the server stored)", res.Copied, res.Present, total)
+	}
+	before, after := l.mailboxes(t)
+	sameMail(t, "after an overloaded MULTIAPPEND and a retry", toCourier(before), after)
+	t.Logf("%d messages: %d stored by the MULTIAPPEND answered NO (found by content), %d copied on the retry", total, res.Present, res.Copied)
+}

@@ -184,6 +184,14 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 				// The connection or the account failed, not this message.
 				return classify(err, fmt.Sprintf("append to %q", m.Dest))
 			}
+			if k := OverloadKind(ie); p.batched() && k != "" && k != OverloadLimit {
+				// "Not now" to a whole MULTIAPPEND is the server's, not a
+				// message's: the pass stops as a transient failure, to be
+				// retried later (its server's share halved), rather than
+				// send the batch again message by message into the same
+				// overload.
+				return classify(err, fmt.Sprintf("append to %q", m.Dest))
+			}
 			if (ie.Code == imap.ResponseCodeLimit || ie.Code == imap.ResponseCodeTooBig) && !p.batched() {
 				fr.Skipped = append(fr.Skipped, Skip{Folder: m.Source, UID: uint32(p.uid), Size: p.size, Date: p.date,
 					Category: CatTooBig, Reason: "refused by the destination: " + errText(err)})

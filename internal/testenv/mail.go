@@ -110,6 +110,40 @@ func CommandCounter(t testing.TB, target, pattern string) (string, *atomic.Int64
 	return addr, n
 }
 
+// AnswerRewriter forwards to target and replaces, in the first times
+// lines the server sends that match pattern, what follows the tag with
+// answer (without its CRLF): a server that says "not now" to a command
+// it in fact carried out. It reports how many it replaced.
+func AnswerRewriter(t testing.TB, target, pattern, answer string, times int64) (string, *atomic.Int64) {
+	t.Helper()
+	n := &atomic.Int64{}
+	re := regexp.MustCompile(pattern)
+	addr := relay(t, target, func(c, s net.Conn) {
+		go func() {
+			_, _ = io.Copy(s, c)
+			_ = s.Close() // the client left: so does the server's side
+		}()
+		r := bufio.NewReaderSize(s, 64<<10)
+		whole := true // the chunk read starts a line
+		for {
+			line, err := r.ReadSlice('\n')
+			out := line
+			if whole && re.Match(line) && n.Add(1) <= times {
+				tag, _, _ := bytes.Cut(line, []byte(" "))
+				out = []byte(string(tag) + " " + answer + "\r\n")
+			}
+			if _, werr := c.Write(out); werr != nil {
+				return
+			}
+			whole = err == nil
+			if err != nil && err != bufio.ErrBufferFull {
+				return
+			}
+		}
+	})
+	return addr, n
+}
+
 // relay listens for the test, connects each client to target and hands
 // both connections to serve, closing them when it returns.
 func relay(t testing.TB, target string, serve func(client, server net.Conn)) string {
