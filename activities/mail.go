@@ -94,7 +94,7 @@ const maxSkipsInResult = 50
 // CopyMailbox copies the mailbox from the source to the destination service,
 // resuming from the last heartbeat's checkpoints after a retry.
 func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummary, error) {
-	p, err := a.pairOf(ctx, in)
+	p, err := a.serversOf(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ type servers struct {
 	sep, dep mailcopy.Endpoint
 }
 
-func (a *Activities) pairOf(ctx context.Context, in CopyInput) (servers, error) {
+func (a *Activities) serversOf(ctx context.Context, in CopyInput) (servers, error) {
 	var p servers
 	var err error
 	if p.src, err = a.Dir.Service(ctx, in.From); err != nil {
@@ -262,7 +262,7 @@ type VerifySummary struct {
 // Verify checks that every source message is on the destination. A missing
 // message is a permanent VerifyMismatch naming the folders.
 func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, error) {
-	p, err := a.pairOf(ctx, in)
+	p, err := a.serversOf(ctx, in)
 	if err != nil {
 		return nil, err
 	}

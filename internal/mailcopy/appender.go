@@ -452,8 +452,8 @@ func (a *appender) waitOne(onDone func(pendingAppend, imap.UID, error) error) er
 			}
 		}
 		err := b.err
-		if err == nil && !b.res.ok {
-			err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(b.res.code), Text: b.res.text}
+		if err == nil {
+			err = b.res.err()
 		}
 		var uid imap.UID
 		if b.uids != nil {
@@ -466,8 +466,8 @@ func (a *appender) waitOne(onDone func(pendingAppend, imap.UID, error) error) er
 			return onDone(p, 0, err)
 		}
 		res, err := a.raw.wait(p.rawCh)
-		if err == nil && !res.ok {
-			err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
+		if err == nil {
+			err = res.err()
 		}
 		return onDone(p, res.appendUID(), err)
 	}

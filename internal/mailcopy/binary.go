@@ -306,8 +306,8 @@ func appendBinaryStream(s *conn, tr *tracker, folder string, p pendingAppend) (i
 	if err != nil {
 		return 0, err
 	}
-	if !res.ok {
-		return 0, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
+	if err := res.err(); err != nil {
+		return 0, err
 	}
 	return res.appendUID(), nil
 }

@@ -605,13 +605,9 @@ func planFoldersListed(s, d *conn, mo MapOptions) ([]Mapping, destListing, error
 	var df []Folder
 	var dns Namespace
 	var derr error
-	listed := make(chan struct{})
-	go func() {
-		defer close(listed)
-		df, dns, derr = listFolders(d)
-	}()
+	wait := meanwhile(func() { df, dns, derr = listFolders(d) })
 	sf, sns, err := listFolders(s)
-	<-listed
+	wait()
 	if err != nil {
 		return nil, destListing{}, fmt.Errorf("source: %w", err)
 	}

@@ -132,14 +132,10 @@ func hashBodies(c *conn, uids imap.UIDSet, binary bool) (map[imap.UID]digest, er
 	// (streamBatch): the common case costs the server no BODYSTRUCTURE
 	// and BINARY.SIZE pass and the folder no UID SEARCH.
 	var sus imap.UIDSet
-	track := &sus
-	if !binary {
-		track = nil
-	}
-	if err := hashRun(c, uids, false, out, track); err != nil {
+	if err := hashRun(c, uids, false, out, &sus); err != nil {
 		return nil, err
 	}
-	if len(sus) == 0 {
+	if !binary || len(sus) == 0 {
 		return out, nil
 	}
 	runs, err := fetchPlan(c, sus, true)

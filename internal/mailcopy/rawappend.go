@@ -43,18 +43,28 @@ type rawResult struct {
 // appendUID is the destination UID of an APPEND answered with APPENDUID
 // (UIDPLUS), or 0.
 func (r rawResult) appendUID() imap.UID {
-	if r.code != "APPENDUID" {
-		return 0
+	if u := r.appendUIDs(1); u != nil {
+		return u[0]
 	}
-	f := strings.Fields(r.args)
-	if len(f) != 2 {
-		return 0
+	return 0
+}
+
+// err is the refusal an answer other than OK says (nil for OK).
+func (r rawResult) err() error {
+	if r.ok {
+		return nil
 	}
-	n, err := strconv.ParseUint(f[1], 10, 32)
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(r.code), Text: r.text}
+}
+
+// appendOn APPENDs one message on rc and returns its destination UID (0:
+// not named); a refusal is an *imap.Error.
+func appendOn(rc *rawConn, folder string, body []byte, flags []imap.Flag, date time.Time, binary bool) (imap.UID, error) {
+	res, err := rc.do(appendCmd(folder, flags, date, int64(len(body)), binary) + string(body))
 	if err != nil {
-		return 0
+		return 0, err
 	}
-	return imap.UID(n)
+	return res.appendUID(), res.err()
 }
 
 // appendUIDs are the destination UIDs of a MULTIAPPEND of n messages, in

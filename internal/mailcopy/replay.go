@@ -92,11 +92,7 @@ func Replay(ctx context.Context, src, dst Endpoint, opts Options) (_ *ReplayResu
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		opts.Session.failed(err)
-		s.close()
-		d.close()
-	}()
+	defer func() { opts.Session.done(s, d, err) }()
 	r := &replayer{ctx: ctx, s: s, d: d, cps: res.Checkpoints, res: res, mo: opts.Folders,
 		condstore: s.Caps().Has(imap.CapCondStore), fresh: map[string][]imap.UID{}, srcUV: map[string]uint32{}}
 	if err := r.run(); err != nil {

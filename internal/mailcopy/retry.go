@@ -31,42 +31,33 @@ func retryRefused(s *conn, raw *rawConn, m Mapping, r refusal, tr *tracker, fr *
 	}
 	item := Skip{Folder: m.Source, UID: uint32(r.p.uid), Size: int64(len(body)), Date: date, MessageID: headerValue(headerBlock(body), "Message-Id")}
 	flags := r.p.flags
-	if r.p.batched() && raw != nil {
-		// Part of a refused MULTIAPPEND: alone, as it is, on the
-		// connection it went out on (the folder is still selected there).
-		res, err := raw.do(appendCmd(m.Dest, flags, date, int64(len(body)), tr.binary) + string(body))
-		if err != nil {
-			return classify(err, fmt.Sprintf("append to %q", m.Dest))
-		}
-		if res.ok {
-			fr.Copied++
-			fr.Bytes += int64(len(body))
-			cp.Map = addToMap(cp.Map, uint32(r.p.uid), uint32(res.appendUID()))
-			return nil
-		}
-		// Refused alone: what follows is a refusal of this message.
-		r.err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
-		if r.err.Code == imap.ResponseCodeOverQuota {
-			return classify(r.err, fmt.Sprintf("append to %q", m.Dest))
-		}
-		if r.err.Code == imap.ResponseCodeLimit || r.err.Code == imap.ResponseCodeTooBig {
-			item.Category, item.Reason = CatTooBig, "refused by the destination: "+errText(r.err)
-			fr.Skipped = append(fr.Skipped, item)
-			return nil
+	var destUID imap.UID
+	// Part of a refused MULTIAPPEND: first alone, as it is, on the
+	// connection it went out on (the folder is still selected there). A
+	// refusal of this message then goes the way of any other below; any
+	// other answer (stored, a failure, over quota, too big) settles it.
+	settled := r.p.batched() && raw != nil
+	if settled {
+		destUID, err = appendOn(raw, m.Dest, body, flags, date, tr.binary)
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code != imap.ResponseCodeOverQuota && ie.Code != imap.ResponseCodeLimit && ie.Code != imap.ResponseCodeTooBig {
+			r.err, settled = ie, false
 		}
 	}
 	var dropped []string
-	if t := strings.ToLower(r.err.Text); strings.Contains(t, "keyword") {
-		// "Keyword length too long": only the long ones go (Dovecot's
-		// mail_max_keyword_length is 50); otherwise every keyword.
-		if strings.Contains(t, "length") || strings.Contains(t, "long") {
-			flags, dropped = keywordsUpTo(flags, 50)
+	if !settled {
+		if t := strings.ToLower(r.err.Text); strings.Contains(t, "keyword") {
+			// "Keyword length too long": only the long ones go (Dovecot's
+			// mail_max_keyword_length is 50); otherwise every keyword.
+			if strings.Contains(t, "length") || strings.Contains(t, "long") {
+				flags, dropped = keywordsUpTo(flags, 50)
+			}
+			if len(dropped) == 0 {
+				flags, dropped = systemFlagsOnly(flags)
+			}
 		}
-		if len(dropped) == 0 {
-			flags, dropped = systemFlagsOnly(flags)
-		}
+		destUID, err = appendBytes(tr, m.Dest, body, flags, date)
 	}
-	destUID, err := appendBytes(tr, m.Dest, body, flags, date)
 	if err == nil {
 		fr.Copied++
 		fr.Bytes += int64(len(body))
@@ -170,14 +161,7 @@ func appendBytes(tr *tracker, folder string, body []byte, flags []imap.Flag, dat
 			return 0, err
 		}
 		defer rc.close()
-		res, err := rc.do(appendCmd(folder, flags, date, int64(len(body)), tr.binary) + string(body))
-		if err != nil {
-			return 0, err
-		}
-		if !res.ok {
-			return 0, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode(res.code), Text: res.text}
-		}
-		return res.appendUID(), nil
+		return appendOn(rc, folder, body, flags, date, tr.binary)
 	}
 	c, err := dial(context.Background(), tr.dst)
 	if err != nil {

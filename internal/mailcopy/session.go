@@ -65,6 +65,25 @@ func (ss *Session) failed(err error) {
 	}
 }
 
+// done ends a call that used s and d from pair: they close unless the
+// session keeps them, and the session's close too when the call failed.
+func (ss *Session) done(s, d *conn, err error) {
+	ss.failed(err)
+	s.close()
+	d.close()
+}
+
+// meanwhile runs f on its own goroutine and returns what waits for it: the
+// destination's half of a step while the source does its own.
+func meanwhile(f func()) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	return func() { <-done }
+}
+
 func sameAccount(a, b Endpoint) bool {
 	return a.Addr == b.Addr && a.User == b.User && a.MasterUser == b.MasterUser && a.Security == b.Security
 }
@@ -75,13 +94,9 @@ func sameAccount(a, b Endpoint) bool {
 func dialBoth(ctx context.Context, src, dst Endpoint) (*conn, *conn, error) {
 	var d *conn
 	var derr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d, derr = dial(ctx, dst)
-	}()
+	wait := meanwhile(func() { d, derr = dial(ctx, dst) })
 	s, serr := dial(ctx, src)
-	<-done
+	wait()
 	if serr != nil || derr != nil {
 		if s != nil {
 			s.close()

@@ -71,11 +71,7 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResu
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		opts.Session.failed(err)
-		s.close()
-		d.close()
-	}()
+	defer func() { opts.Session.done(s, d, err) }()
 	mappings, listed, err := planFoldersListed(s, d, opts.Folders)
 	if err != nil {
 		return nil, err
@@ -125,9 +121,7 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResu
 		// servers, two connections, half the wait.
 		dh := map[imap.UID]digest{}
 		var derr error
-		dread := make(chan struct{})
-		go func() {
-			defer close(dread)
+		dread := meanwhile(func() {
 			if !have[m.Dest] {
 				return
 			}
@@ -141,7 +135,7 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResu
 					derr = classify(err, fmt.Sprintf("read destination %q", m.Dest))
 				}
 			}
-		}()
+		})
 		var sm []meta
 		var sh map[imap.UID]digest
 		var serr error
@@ -152,7 +146,7 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResu
 				serr = classify(err, fmt.Sprintf("read %q", m.Source))
 			}
 		}
-		<-dread
+		dread()
 		if serr != nil {
 			return nil, serr
 		}
