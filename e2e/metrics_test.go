@@ -137,7 +137,8 @@ func TestMetricsSDKAndStageDurations(t *testing.T) {
 		{"mailshift_stage_duration_seconds_bucket", `stage="copy" le="+Inf"`, "2"},
 		{"mailshift_migration_duration_seconds_count", `outcome="done"`, "2"},
 		{"temporal_workflow_completed_total", `workflow_type="MigrateAccount"`, ""},
-		{"temporal_activity_execution_latency_seconds_bucket", `activity_type="CopyMailbox"`, ""},
+		// A small mailbox copies in local activities (State.Local).
+		{"temporal_local_activity_execution_latency_seconds_bucket", `activity_type="CopyMailbox"`, ""},
 		{"temporal_workflow_task_replay_latency_seconds_count", "", ""},
 	}
 	has := func(text string, w sample) bool {

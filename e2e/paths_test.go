@@ -256,7 +256,7 @@ func windowIn(d time.Duration) string {
 // times, and each migration still ends done with nothing parked.
 func TestContinueAsNewPaths(t *testing.T) {
 	opts := testenv.DevServerOptions(testenv.TemporalPath(t), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "")
-	opts.ExtraArgs = append(opts.ExtraArgs, "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=25")
+	opts.ExtraArgs = append(opts.ExtraArgs, "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=10")
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := testsuite.StartDevServer(sctx, opts)

@@ -354,6 +354,12 @@ type State struct {
 	// back, before it runs, the leases it does not use (version 2 of
 	// "quick-steps").
 	Fused int `json:"fused,omitempty"`
+	// Local is 1 when the preflight, copy and verify passes of a small
+	// mailbox run as local activities first (version 3 of "quick-steps"):
+	// the stages from the grant of the leases to the DNS wait then run in
+	// one workflow task, without a round trip through the server between
+	// them.
+	Local int `json:"local,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`

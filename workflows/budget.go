@@ -169,9 +169,10 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 	b.notices = workflow.GetVersion(ctx, "budget-queue-notices", workflow.DefaultVersion, 1) == 1
 	// Versioned: grants sent together in one workflow task, waiters told
 	// only when their place halves (version 2: or doubles; and a granted
-	// request's Then handed on to the next budget).
-	v := workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 2)
-	b.batch, b.calm = v >= 1, v >= 2
+	// request's Then handed on to the next budget; version 3: nothing
+	// waits for a signal's delivery, and places are told less often).
+	v := workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 3)
+	b.batch, b.calm, b.async = v >= 1, v >= 2, v >= 3
 	sweepAt := workflow.Now(ctx).Add(budgetSweep)
 	for {
 		b.grant(ctx)
@@ -207,6 +208,9 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 			c.Receive(ctx, &p)
 			b.onPause(p.Plan, false)
 		})
+		for _, p := range b.pending {
+			s.AddFuture(p.f, func(f workflow.Future) { b.settle(ctx, p, f) })
+		}
 		s.AddFuture(workflow.NewTimerWithOptions(tctx, max(wait, time.Second),
 			workflow.TimerOptions{Summary: "budget: grow the share back, look for closed holders"}), func(workflow.Future) {})
 		s.Select(ctx)
@@ -223,11 +227,13 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 		if len(b.st.Held)+len(b.st.Queue)+len(b.st.Paused) == 0 && b.st.Share >= float64(b.st.Limit) {
 			// Nothing held or asked for: the workflow ends; the next request
 			// starts it again (signal-with-start).
+			b.settleAll(ctx)
 			return nil
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			b.grant(ctx)
 			b.drain(ctx)
+			b.settleAll(ctx)
 			return workflow.NewContinueAsNewError(ctx, BudgetWorkflowName, b.st)
 		}
 	}
@@ -237,7 +243,10 @@ type budget struct {
 	st                                        BudgetState
 	log                                       interface{ Warn(string, ...interface{}) }
 	acquire, release, throttle, pause, resume workflow.ReceiveChannel
-	notices, batch, calm                      bool
+	notices, batch, calm, async               bool
+	// pending are the signals sent and not yet delivered (async): the
+	// budget goes on granting and releasing meanwhile.
+	pending []sentSignal
 }
 
 // drain handles every signal already delivered, so none is lost when the
@@ -360,6 +369,12 @@ func (b *budget) grant(ctx workflow.Context) {
 	// awaited: one workflow task for all of them, not one each.
 	var sent []granted
 	defer func() {
+		if b.async {
+			for _, g := range sent {
+				b.pending = append(b.pending, sentSignal{r: g.r, f: g.f, grant: true})
+			}
+			return
+		}
 		for _, g := range sent {
 			if err := g.f.Get(ctx, nil); err != nil {
 				// The holder is gone (closed): its lease lapses.
@@ -476,18 +491,60 @@ func (b *budget) tell(ctx workflow.Context) {
 		if ok && told >= 0 && place >= halvesFrom && place > told/2 && place < told {
 			continue
 		}
-		if b.calm && ok && told >= 0 && place > told && place < 2*told+1 {
+		if b.calm && !b.async && ok && told >= 0 && place > told && place < 2*told+1 {
+			continue
+		}
+		// Quieter (async budgets): told again once the place has fallen
+		// to a quarter, or grown past twice and four more (a few verifies
+		// of accounts in flight queued ahead of it do not make a notice).
+		if b.async && ok && told >= 0 && place >= 0 && place > told/4 && place <= 2*told+4 {
 			continue
 		}
 		b.st.Told[q.Lease] = place
-		sent = append(sent, workflow.SignalExternalWorkflow(ctx, q.Holder, "", SignalQueued,
-			LeaseQueued{Lease: q.Lease, Service: b.st.Service, Ahead: max(place, 0), Paused: paused, Plan: q.Plan}))
+		f := workflow.SignalExternalWorkflow(ctx, q.Holder, "", SignalQueued,
+			LeaseQueued{Lease: q.Lease, Service: b.st.Service, Ahead: max(place, 0), Paused: paused, Plan: q.Plan})
+		if b.async {
+			b.pending = append(b.pending, sentSignal{r: q, f: f})
+			continue
+		}
+		sent = append(sent, f)
 	}
 	for _, f := range sent {
 		if err := f.Get(ctx, nil); err != nil {
 			// A holder that closed: the sweep takes its request out.
 			b.log.Warn("tell a waiting holder its place", "error", err)
 		}
+	}
+}
+
+// sentSignal is a grant or a place sent to a holder, to be delivered.
+type sentSignal struct {
+	r     LeaseRequest
+	f     workflow.Future
+	grant bool
+}
+
+// settle handles a sent signal's delivery: a grant that could not be
+// delivered (the holder closed) lapses; a place that could not is
+// dropped (the sweep takes a closed holder's request out).
+func (b *budget) settle(ctx workflow.Context, p sentSignal, f workflow.Future) {
+	b.pending = keep(b.pending, func(q sentSignal) bool { return q.f != p.f })
+	if err := f.Get(ctx, nil); err != nil {
+		if p.grant {
+			b.log.Warn("lease holder gone", "holder", p.r.Holder, "error", err)
+			b.st.Held = keep(b.st.Held, func(l LeaseRequest) bool { return l.Lease != p.r.Lease })
+			return
+		}
+		b.log.Warn("tell a waiting holder its place", "error", err)
+	}
+}
+
+// settleAll waits for every sent signal's delivery (before the run ends
+// or continues as new).
+func (b *budget) settleAll(ctx workflow.Context) {
+	for len(b.pending) > 0 {
+		p := b.pending[0]
+		b.settle(ctx, p, p.f)
 	}
 }
 
@@ -519,7 +576,7 @@ func (b *budget) sweep(ctx workflow.Context) {
 	b.st.Queue = keep(b.st.Queue, func(l LeaseRequest) bool { return !gone[l.Holder] })
 }
 
-func keep(ls []LeaseRequest, ok func(LeaseRequest) bool) []LeaseRequest {
+func keep[T any](ls []T, ok func(T) bool) []T {
 	out := ls[:0:0]
 	for _, l := range ls {
 		if ok(l) {

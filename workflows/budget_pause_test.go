@@ -138,8 +138,8 @@ func TestBudgetTellsPlacesSparingly(t *testing.T) {
 
 // TestBudgetToldAgainWhenPlaceDoubles: accounts in flight queue ahead of
 // admissions, one at a time; an admission waiting behind them hears of
-// its place again only once it has doubled, not at every step (a place
-// told stays within a factor of two of the true one).
+// its place again only once it has grown past twice and four more, not at
+// every step.
 func TestBudgetToldAgainWhenPlaceDoubles(t *testing.T) {
 	env := newBudgetEnv(t, "mxplan-1")
 	told := placesTold(env)
@@ -152,28 +152,28 @@ func TestBudgetToldAgainWhenPlaceDoubles(t *testing.T) {
 	for i := range 6 {
 		ask(2*time.Second+time.Duration(i)*time.Second, fmt.Sprintf("new%d", i), true)
 	}
-	// Six accounts in flight ask, a second apart: new5's place goes 5,
-	// 6, ..., 11.
-	for i := range 6 {
+	// Ten accounts in flight ask, a second apart: new5's place goes 5,
+	// 6, ..., 15.
+	for i := range 10 {
 		ask(10*time.Second+time.Duration(i)*time.Second, fmt.Sprintf("flight%d", i), false)
 	}
 	var st BudgetState
 	env.RegisterDelayedCallback(func() { st = queryBudget(t, env) }, time.Minute)
 	// Then every lease goes back (a queued one is withdrawn): the budget
 	// ends with nothing held.
-	for i, l := range []string{"busy", "flight0", "flight1", "flight2", "flight3", "flight4", "flight5", "new0", "new1", "new2", "new3", "new4", "new5"} {
+	for i, l := range []string{"busy", "flight0", "flight1", "flight2", "flight3", "flight4", "flight5", "flight6", "flight7", "flight8", "flight9", "new0", "new1", "new2", "new3", "new4", "new5"} {
 		env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalRelease, l) }, time.Minute+time.Duration(i+1)*time.Second)
 	}
 	env.ExecuteWorkflow(BudgetWorkflowName, BudgetState{Service: "mxplan-1", Limit: 1, Share: 1})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if ahead, _ := st.Ahead("migrate:new5"); ahead != 11 {
-		t.Fatalf("new5 has %d ahead, want 11 (5 admissions and 6 accounts in flight)", ahead)
+	if ahead, _ := st.Ahead("migrate:new5"); ahead != 15 {
+		t.Fatalf("new5 has %d ahead, want 15 (5 admissions and 10 accounts in flight)", ahead)
 	}
-	// (What it hears after the minute, as the queue drains, is halvings.)
-	if got := told["new5"]; len(got) < 2 || !slices.Equal(got[:2], []int{5, 11}) {
-		t.Fatalf("new5 heard %v, want 5 then 11: told again once its place doubled, not at 6, 7, ...", got)
+	// (What it hears after the minute, as the queue drains, is quarters.)
+	if got := told["new5"]; len(got) < 2 || !slices.Equal(got[:2], []int{5, 15}) {
+		t.Fatalf("new5 heard %v, want 5 then 15: told again once its place passed 2×5+4, not at 6, 7, ...", got)
 	}
 	if got := told["flight0"]; !slices.Equal(got, []int{0}) {
 		t.Fatalf("flight0 heard %v, want [0] (first in the queue)", got)

@@ -121,11 +121,17 @@ func (m *migration) setup(ctx workflow.Context) error {
 // inside verify, on the connections verify reads through, and gives back
 // a lease the next stage does not use before it runs (the source's before
 // the owner's notice is written).
+//
+// Version 3 (State.Local) runs the preflight, copy and verify passes of a
+// small mailbox as local activities first (stages.go, mailStep).
 func (m *migration) features(ctx workflow.Context) {
-	if v := workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 2); v >= 1 {
+	if v := workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 3); v >= 1 {
 		m.st.Order, m.st.Budget, m.st.Carry, m.st.Notify, m.st.Lean, m.st.Quick = orderPreCopy, 1, 1, 1, 1, 1
-		if v == 2 {
+		if v >= 2 {
 			m.st.Fused = 1
+		}
+		if v >= 3 {
+			m.st.Local = 1
 		}
 		return
 	}

@@ -240,7 +240,8 @@ func TestFailureNeedsAttentionThenRetry(t *testing.T) {
 			env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(nil, err).Once()
 		}, permanentErr(activities.ErrTypeAuth, "log in: AUTHENTICATIONFAILED"), activities.ErrTypeAuth},
 		{"copy retries exhausted", StageCopy, func(env *testsuite.TestWorkflowEnvironment, err error) {
-			env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(nil, err).Times(8)
+			// The local attempt (a small mailbox), then the activity's 8.
+			env.OnActivity(a.CopyMailbox, mock.Anything, mock.Anything).Return(nil, err).Times(9)
 		}, errors.New("connection reset by peer"), ""},
 		{"DNS update refused", StageSwitchRouting, func(env *testsuite.TestWorkflowEnvironment, err error) {
 			env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(nil, err).Once()

@@ -58,7 +58,7 @@ const (
 type options struct {
 	accounts, messages, mean, jobs, conns, check int
 	huge                                         int
-	bin, cpuProfile                              string
+	bin, cpuProfile, workerLog                   string
 	timeout                                      time.Duration
 	repeat, eager, timeline, memoryDB            bool
 }
@@ -98,6 +98,7 @@ func run() error {
 	flag.IntVar(&o.check, "check", 20, "accounts of each run compared message by message with the source afterwards")
 	flag.StringVar(&o.bin, "bin", "bin", "where worker and mailshift-copy are built")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the worker and of one mailshift-copy")
+	flag.StringVar(&o.workerLog, "worker-log", "", "file to keep the plan's worker log in (default: shown only if the plan fails)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "longest the plan may take")
 	flag.BoolVar(&o.memoryDB, "temporal-memory", false, "run the Temporal dev server on an in-memory database (default: a file, like a server's disk)")
 	flag.BoolVar(&o.timeline, "timeline", false, "print the history of one account of the plan, event by event, with times")
@@ -487,8 +488,16 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	if l.cpuProfile != "" {
 		w.Env = append(os.Environ(), "MAILSHIFT_CPUPROFILE="+filepath.Join(l.cpuProfile, "worker.pprof"))
 	}
-	var wlog bytes.Buffer
-	w.Stdout, w.Stderr = &wlog, &wlog
+	var wlog io.Writer = io.Discard
+	if o.workerLog != "" {
+		f, err := os.Create(o.workerLog)
+		if err != nil {
+			return r, err
+		}
+		defer f.Close()
+		wlog = f
+	}
+	w.Stdout, w.Stderr = wlog, wlog
 	c := srv.Client()
 	var sb strings.Builder
 	sb.WriteString("address,to,dns_interval,no_notice\n")
