@@ -43,6 +43,7 @@ type Directory interface {
 	SourceAccount(ctx context.Context, address string) (directory.Account, error)
 	Redirections(ctx context.Context, address string) ([]directory.Redirection, error)
 	FreeSlots(ctx context.Context, serviceID string, minQuota int64) ([]directory.Slot, error)
+	HoldsSlot(ctx context.Context, serviceID, wfID string, minQuota int64) (bool, error)
 	Lock(ctx context.Context, address, wfID string) error
 	Unlock(ctx context.Context, address, wfID string) error
 	ClaimSlot(ctx context.Context, serviceID, address, wfID string, minQuota int64) (directory.Slot, error)

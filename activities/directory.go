@@ -99,6 +99,18 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	if err != nil {
 		return nil, err
 	}
+	if len(free) == 0 {
+		// Run again after its own assign-slot (a workflow task lost with
+		// its worker runs its local activities again): the slot this
+		// migration claimed is the one it gets.
+		held, err := a.Dir.HoldsSlot(ctx, in.To, in.WorkflowID, need)
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			free = append(free, directory.Slot{})
+		}
+	}
 	res := &PreflightResult{SourceService: acct.ServiceID, DestKind: dst.Kind, Folders: tot.Totals.Folders, Messages: tot.Messages,
 		Bytes: tot.Bytes, QuotaNeeded: need, FreeSlots: len(free), Locale: acct.Locale,
 		Connections: max(1, a.Connections), SourceBudget: a.budgetOf(acct.ServiceID), DestBudget: a.budgetOf(in.To),

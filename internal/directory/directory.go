@@ -355,6 +355,15 @@ func (s *Store) FreeSlots(ctx context.Context, serviceID string, minQuota int64)
 	return out, rows.Err()
 }
 
+// HoldsSlot says whether the workflow wfID has claimed a slot of the
+// service with at least minQuota bytes (a preflight run again after its
+// migration's assign-slot finds the slot it will get back).
+func (s *Store) HoldsSlot(ctx context.Context, serviceID, wfID string, minQuota int64) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM slots WHERE service_id = ? AND claimed_by = ? AND quota_bytes >= ?`), serviceID, wfID, minQuota).Scan(&n)
+	return n > 0, err
+}
+
 func (s *Store) slotOf(ctx context.Context, tx *sql.Tx, wfID string) (Slot, error) {
 	var sl Slot
 	err := tx.QueryRowContext(ctx, s.q(`SELECT id, service_id, placeholder, quota_bytes, claimed_by, address FROM slots WHERE claimed_by = ?`), wfID).

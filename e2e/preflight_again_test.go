@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap"
+
+	"github.com/mailshift/mailshift/activities"
+	"github.com/mailshift/mailshift/internal/app"
+	"github.com/mailshift/mailshift/internal/devstack"
+	"github.com/mailshift/mailshift/workflows"
+)
+
+// TestPreflightAgainAfterAssignSlot: a workflow task lost with its worker
+// runs its local activities again, so a migration's preflight can run
+// after its own assign-slot. It still finds a slot (the one it claimed),
+// even when that was the last free one; another migration finds none.
+func TestPreflightAgainAfterAssignSlot(t *testing.T) {
+	ctx := context.Background()
+	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "directory.db"), 1, 5, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	free, err := st.Dir.FreeSlots(ctx, devstack.EmailProService, 0)
+	if err != nil || len(free) == 0 {
+		t.Fatalf("free slots %v, %v", free, err)
+	}
+	for i := range len(free) - 1 {
+		if _, err := st.Dir.ClaimSlot(ctx, devstack.EmailProService, fmt.Sprintf("other%d@example.com", i), fmt.Sprintf("migrate:other%d@example.com", i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	owner := "alice@example.com"
+	preflight := func(wid string) activities.PreflightResult {
+		t.Helper()
+		v, err := env.ExecuteActivity(acts.Preflight, activities.PreflightInput{Address: owner, To: devstack.EmailProService, WorkflowID: wid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pf activities.PreflightResult
+		if err := v.Get(&pf); err != nil {
+			t.Fatal(err)
+		}
+		return pf
+	}
+	wid := workflows.WorkflowID(owner)
+	pf := preflight(wid)
+	if pf.FreeSlots != 1 {
+		t.Fatalf("first preflight: %d free slots, want 1", pf.FreeSlots)
+	}
+	if _, err := env.ExecuteActivity(acts.AssignSlot, activities.AssignInput{Address: owner, To: devstack.EmailProService, WorkflowID: wid, MinQuota: pf.QuotaNeeded}); err != nil {
+		t.Fatal(err)
+	}
+	if again := preflight(wid); again.FreeSlots != 1 {
+		t.Fatalf("preflight after its own assign-slot: %d free slots, want 1 (its own)", again.FreeSlots)
+	}
+	if other := preflight("migrate:someone-else"); other.FreeSlots != 0 {
+		t.Fatalf("another migration's preflight: %d free slots, want 0", other.FreeSlots)
+	}
+}
