@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/mailshift/mailshift/internal/cli"
+	"github.com/mailshift/mailshift/internal/directory"
 	"github.com/mailshift/mailshift/internal/testenv"
 	"github.com/mailshift/mailshift/workflows"
 )
@@ -98,11 +99,62 @@ func (p *platform) ownerPhase(ctx context.Context, o Options, addrs []string, wo
 	}
 	env := &cli.Env{Out: io.Discard, Client: p.c, DirectoryDSN: p.dsn}
 	for _, a := range addrs {
-		if err := env.Act(ctx, workflows.UpdateCutoverNow, "", []string{a}, "reliability", "the owner is done"); err != nil {
-			return fmt.Errorf("cutover-now %s: %w", a, err)
+		if err := p.cutOverAndKill(ctx, o, env, a, workers, rep); err != nil {
+			return err
 		}
-		// Kill the worker that runs the final delta, while it runs.
-		for {
+	}
+	return nil
+}
+
+// cutOverAndKill tells addr's migration to cut over now and kills the
+// worker that runs its final delta, while it runs. A large mailbox's final
+// delta is an activity: its worker is named. A small mailbox's is a local
+// activity inside the workflow task that locked the source, which no
+// activity and no stage shows until the task ends; the source locked by
+// the migration while its mail still goes to the source is that window
+// (a fraction of a second), watched in the directory from before the
+// cutover is sent, and every worker is killed in it (the one running the
+// final delta among them).
+func (p *platform) cutOverAndKill(ctx context.Context, o Options, env *cli.Env, a string, workers []*worker, rep *Report) error {
+	acted := make(chan error, 1)
+	go func() {
+		acted <- env.Act(ctx, workflows.UpdateCutoverNow, "", []string{a}, "reliability", "the owner is done")
+	}()
+	restart := func(ws []*worker) error {
+		time.Sleep(300 * time.Millisecond)
+		for _, w := range ws {
+			if err := w.start(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var actErr error
+	sent := false
+	for i := 0; ; i++ {
+		if p.betweenLockAndSwitch(ctx, a) {
+			for _, w := range workers {
+				w.kill()
+			}
+			rep.Kills++
+			p.lockKills[a] = true
+			p.logf(o, "%s: every worker killed between the lock and the switch", a)
+			if err := restart(workers); err != nil {
+				return err
+			}
+			break
+		}
+		if !sent {
+			select {
+			case actErr = <-acted:
+				sent = true
+				if actErr != nil {
+					return fmt.Errorf("cutover-now %s: %w", a, actErr)
+				}
+			default:
+			}
+		}
+		if sent && i%10 == 0 {
 			stage, copier, closed, err := p.describe(ctx, a)
 			if err != nil {
 				return err
@@ -112,8 +164,7 @@ func (p *platform) ownerPhase(ctx context.Context, o Options, addrs []string, wo
 				w.kill()
 				rep.Kills++
 				p.logf(o, "%s: worker %s killed during the final delta", a, copier)
-				time.Sleep(300 * time.Millisecond)
-				if err := w.start(); err != nil {
+				if err := restart([]*worker{w}); err != nil {
 					return err
 				}
 				break
@@ -122,11 +173,16 @@ func (p *platform) ownerPhase(ctx context.Context, o Options, addrs []string, wo
 				p.logf(o, "%s: the final delta ended before a kill (stage %s)", a, stage)
 				break
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(15 * time.Millisecond):
-			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	if !sent {
+		if err := <-acted; err != nil {
+			return fmt.Errorf("cutover-now %s: %w", a, err)
 		}
 	}
 	return nil
@@ -333,8 +389,24 @@ func (p *platform) ownerChecks(ctx context.Context, addrs []string, before map[s
 	return v, later
 }
 
+// betweenLockAndSwitch says whether addr's source is locked by its
+// migration and its mail not yet routed to the destination.
+func (p *platform) betweenLockAndSwitch(ctx context.Context, addr string) bool {
+	acct, err := p.dir.SourceAccount(ctx, addr)
+	if err != nil || acct.State != directory.StateLocked || acct.LockHolder != workflows.WorkflowID(addr) {
+		return false
+	}
+	r, err := p.dir.Route(ctx, addr)
+	if errors.Is(err, directory.ErrNotFound) {
+		return true // never routed elsewhere: delivered to the source
+	}
+	return err == nil && r.ServiceID == acct.ServiceID
+}
+
 // finalDeltaRetried tells whether the migration's final delta (the
-// CopyMailbox that replays) ran more than one attempt.
+// CopyMailbox that replays) ran more than one attempt: as an activity, a
+// second attempt; as a local activity, a workflow task lost to a kill
+// between the lock and the switch (a timed-out task, run again).
 func (p *platform) finalDeltaRetried(ctx context.Context, addr string) bool {
 	replaying := map[int64]bool{}
 	iter := p.c.GetWorkflowHistory(ctx, workflows.WorkflowID(addr), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -351,6 +423,9 @@ func (p *platform) finalDeltaRetried(ctx context.Context, addr string) bool {
 			}
 		}
 		if st := e.GetActivityTaskStartedEventAttributes(); st != nil && replaying[st.GetScheduledEventId()] && st.GetAttempt() > 1 {
+			return true
+		}
+		if p.lockKills[addr] && e.GetEventType() == enums.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT {
 			return true
 		}
 	}

@@ -158,6 +158,9 @@ type platform struct {
 	stops        []func()
 	proxies      []*faultProxy
 	cluster      *cluster.Cluster
+	// lockKills are the migrations whose workers were all killed between
+	// the lock and the switch (owner-changes, local final deltas).
+	lockKills map[string]bool
 }
 
 func (p *platform) close() {
@@ -173,7 +176,7 @@ func (p *platform) logf(o Options, format string, args ...any) {
 }
 
 func start(ctx context.Context, o Options) (*platform, error) {
-	p := &platform{}
+	p := &platform{lockKills: map[string]bool{}}
 	ok := false
 	defer func() {
 		if !ok {
