@@ -224,16 +224,30 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 			b.sweep(ctx)
 		}
 		b.drain(ctx)
-		if len(b.st.Held)+len(b.st.Queue)+len(b.st.Paused) == 0 && b.st.Share >= float64(b.st.Limit) {
+		if b.idle() {
 			// Nothing held or asked for: the workflow ends; the next request
-			// starts it again (signal-with-start).
+			// starts it again (signal-with-start). Signals sent and not yet
+			// delivered are waited for first, and what arrived meanwhile is
+			// taken in: a signal left in a channel would be lost.
+			if len(b.pending) == 0 {
+				return nil
+			}
 			b.settleAll(ctx)
-			return nil
+			b.drain(ctx)
+			if b.idle() && len(b.pending) == 0 {
+				return nil
+			}
+			continue
 		}
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			b.grant(ctx)
-			b.drain(ctx)
-			b.settleAll(ctx)
+			for {
+				b.grant(ctx)
+				b.drain(ctx)
+				if len(b.pending) == 0 {
+					break
+				}
+				b.settleAll(ctx)
+			}
 			return workflow.NewContinueAsNewError(ctx, BudgetWorkflowName, b.st)
 		}
 	}
@@ -515,6 +529,11 @@ func (b *budget) tell(ctx workflow.Context) {
 			b.log.Warn("tell a waiting holder its place", "error", err)
 		}
 	}
+}
+
+// idle says whether nothing is held or asked for and the share is whole.
+func (b *budget) idle() bool {
+	return len(b.st.Held)+len(b.st.Queue)+len(b.st.Paused) == 0 && b.st.Share >= float64(b.st.Limit)
 }
 
 // sentSignal is a grant or a place sent to a holder, to be delivered.
