@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -223,7 +224,14 @@ type IMAPServer struct {
 	// open and peak count connections as the server sees them, so tests
 	// can check a budget at the server, not by trusting the client.
 	open, peak atomic.Int64
+	// appendDelay is how long each APPEND takes at least (SlowAppends).
+	appendDelay atomic.Int64
 }
+
+// SlowAppends makes each APPEND take at least d, like a loaded server's
+// disk: a test can watch a copy that the in-memory server would otherwise
+// finish between two looks.
+func (is *IMAPServer) SlowAppends(d time.Duration) { is.appendDelay.Store(int64(d)) }
 
 // Connections returns the connections open now and the most open at once
 // since the last ResetPeak.
@@ -284,6 +292,13 @@ func (nopLogger) Printf(string, ...interface{}) {}
 type session struct {
 	imapserver.Session
 	srv *IMAPServer
+}
+
+func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	if d := time.Duration(s.srv.appendDelay.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	return s.Session.Append(mailbox, r, options)
 }
 
 // Close counts the connection's end.
