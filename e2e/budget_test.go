@@ -101,11 +101,7 @@ func waitAnyCopying(t *testing.T, c client.Client, accounts []string) {
 	seen := map[string]workflows.Stage{}
 	for time.Now().Before(deadline) {
 		for _, a := range accounts {
-			var p workflows.Progress
-			v, err := c.QueryWorkflow(context.Background(), workflows.WorkflowID(a), "", workflows.QueryProgress)
-			if err != nil || v.Get(&p) != nil {
-				continue
-			}
+			p := progressOf(t, c, a)
 			if holding[p.Stage] {
 				return
 			}

@@ -21,8 +21,7 @@ func waitStage(t *testing.T, c client.Client, address string, stage workflows.St
 	deadline := time.Now().Add(90 * time.Second)
 	var p workflows.Progress
 	for time.Now().Before(deadline) {
-		v, err := c.QueryWorkflow(context.Background(), workflows.WorkflowID(address), "", workflows.QueryProgress)
-		if err == nil && v.Get(&p) == nil && p.Stage == stage {
+		if p = progressOf(t, c, address); p.Stage == stage {
 			return p
 		}
 		time.Sleep(100 * time.Millisecond)

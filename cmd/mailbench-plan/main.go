@@ -98,7 +98,7 @@ func run() error {
 	flag.IntVar(&o.check, "check", 20, "accounts of each run compared message by message with the source afterwards")
 	flag.StringVar(&o.bin, "bin", "bin", "where worker and mailshift-copy are built")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the worker and of one mailshift-copy")
-	flag.StringVar(&o.workerLog, "worker-log", "", "file to keep the plan's worker log in (default: shown only if the plan fails)")
+	flag.StringVar(&o.workerLog, "worker-log", "", "file to keep the plan's worker log in (default: discarded)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "longest the plan may take")
 	flag.BoolVar(&o.memoryDB, "temporal-memory", false, "run the Temporal dev server on an in-memory database (default: a file, like a server's disk)")
 	flag.BoolVar(&o.timeline, "timeline", false, "print the history of one account of the plan, event by event, with times")

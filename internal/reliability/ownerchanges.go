@@ -129,7 +129,6 @@ func (p *platform) cutOverAndKill(ctx context.Context, o Options, env *cli.Env, 
 		}
 		return nil
 	}
-	var actErr error
 	sent := false
 	for i := 0; ; i++ {
 		if p.betweenLockAndSwitch(ctx, a) {
@@ -146,10 +145,10 @@ func (p *platform) cutOverAndKill(ctx context.Context, o Options, env *cli.Env, 
 		}
 		if !sent {
 			select {
-			case actErr = <-acted:
+			case err := <-acted:
 				sent = true
-				if actErr != nil {
-					return fmt.Errorf("cutover-now %s: %w", a, actErr)
+				if err != nil {
+					return fmt.Errorf("cutover-now %s: %w", a, err)
 				}
 			default:
 			}
