@@ -64,6 +64,10 @@ type Directory interface {
 type Mail interface {
 	Copy(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.Result, error)
 	Verify(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.VerifyResult, error)
+	// VerifySource and VerifyAgainst are Verify in two halves: the
+	// source's reading, then the destination checked against it.
+	VerifySource(ctx context.Context, src, dst mailcopy.Endpoint, opts mailcopy.Options) (*mailcopy.SourceSnapshot, error)
+	VerifyAgainst(ctx context.Context, dst mailcopy.Endpoint, snap *mailcopy.SourceSnapshot) (*mailcopy.VerifyResult, error)
 	Measure(ctx context.Context, ep mailcopy.Endpoint) (*mailcopy.Totals, error)
 	// MeasureFolders measures each folder and says which the copy leaves out.
 	MeasureFolders(ctx context.Context, ep mailcopy.Endpoint, opts mailcopy.MapOptions, limit int64) (*mailcopy.MailboxTotals, error)
@@ -121,6 +125,9 @@ type Activities struct {
 	Metrics Recorder
 	// Notify, if set, sends operator notifications.
 	Notify Notifier
+	// Hashes, if set, keeps the copy's content hashes and the source's
+	// half of a verify in this worker (hashes.go).
+	Hashes *Hashes
 }
 
 // Recorder receives counters; the worker backs it with Prometheus.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -70,6 +71,7 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 	if err := checkAddress(in.Address); err != nil {
 		return nil, err
 	}
+	began := time.Now()
 	v, err := eligibility.Check(ctx, a.Dir, in.Address, in.To, in.WorkflowID)
 	if err != nil {
 		return nil, err
@@ -116,6 +118,8 @@ func (a *Activities) Preflight(ctx context.Context, in PreflightInput) (*Preflig
 		Connections: max(1, a.Connections), SourceBudget: a.budgetOf(acct.ServiceID), DestBudget: a.budgetOf(in.To),
 		Largest: tot.Largest, LargestFolder: tot.LargestFolder, MaxMessageBytes: dst.MaxMessageBytes}
 	res.SourceFolders, res.SourceFoldersNotListed = sourceFolders(tot.Folders)
+	a.log(ctx).Info("preflight done", zap.String("account", in.Address), zap.Int("messages", res.Messages),
+		zap.Int("folders", res.Folders), zap.Duration("took", time.Since(began)))
 	return res, nil
 }
 

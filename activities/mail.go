@@ -153,6 +153,7 @@ func (a *Activities) copyPass(ctx context.Context, in CopyInput, p servers, sess
 		Locale:          in.Locale,
 		Exclude:         in.Exclude,
 		Session:         sess,
+		Digests:         a.Hashes.digests(workflowID(ctx)),
 		OnProgress: func(p mailcopy.Progress) {
 			latest = p
 			// The SDK throttles heartbeats itself; skip building details
@@ -237,7 +238,7 @@ func (a *Activities) copyPass(ctx context.Context, in CopyInput, p servers, sess
 	a.recordItemHeaders(ctx, sep, res.Items())
 	a.log(ctx).Info("copy pass done", zap.String("account", in.Address), zap.Bool("delta", in.Delta),
 		zap.Int("copied", res.Copied), zap.Int("present", res.Present), zap.Int("skipped", res.Skipped), zap.Int("reported", res.Reported),
-		zap.Any("byReason", res.ByReason), zap.Int64("bytes", res.Bytes))
+		zap.Any("byReason", res.ByReason), zap.Int64("bytes", res.Bytes), zap.Duration("took", res.Duration))
 	return sum, nil
 }
 
@@ -257,6 +258,9 @@ type VerifySummary struct {
 	Seconds    float64         `json:"seconds,omitempty"`
 	// Pass is the last delta's summary when CopyInput.Sync ran it first.
 	Pass *CopySummary `json:"pass,omitempty"`
+	// Unread: VerifyDestination found no reading of the source in its
+	// worker, and checked nothing.
+	Unread bool `json:"unread,omitempty"`
 }
 
 // Verify checks that every source message is on the destination. A missing
@@ -266,39 +270,61 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 	if err != nil {
 		return nil, err
 	}
-	src, dst, sep, dep := p.src, p.dst, p.sep, p.dep
 	sess := &mailcopy.Session{}
 	defer sess.Close()
-	var pass *CopySummary
-	if in.Sync {
-		// The last delta first, on the connections the check then reads
-		// through: what it copies is checked, what it skips or reports
-		// is accounted for.
-		din := in
-		din.Delta, din.Replay, din.Sync = true, false, false
-		if pass, err = a.copyPass(ctx, din, p, sess); err != nil {
-			return nil, err
-		}
-		in.Checkpoints = pass.Checkpoints
-		in.Reported = append(append([]mailcopy.Skip(nil), in.Reported...), pass.Skips...)
+	pass, err := a.lastDelta(ctx, &in, p, sess)
+	if err != nil {
+		return nil, err
 	}
 	_, stop := keepAlive(ctx)
 	var res *mailcopy.VerifyResult
 	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Address, func() (bool, error) {
 		var err error
-		res, err = a.Mail.Verify(ctx, sep, dep, mailcopy.Options{MaxMessageBytes: dst.MaxMessageBytes,
-			Folders:     mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
-			Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported, Exclude: in.Exclude, Session: sess})
-		a.reportOverloads(ctx, err, in.From, in.To, src.IMAPAddr, dst.IMAPAddr)
+		res, err = a.Mail.Verify(ctx, p.sep, p.dep, a.verifyOptions(ctx, in, p, sess))
+		a.reportOverloads(ctx, err, in.From, in.To, p.src.IMAPAddr, p.dst.IMAPAddr)
 		return false, err
 	})
 	stop()
 	if err != nil {
 		return nil, fromEngine(err)
 	}
+	return a.verified(ctx, in, res, pass)
+}
+
+// lastDelta runs, for CopyInput.Sync, the last delta before a verify, on
+// the connections the check then reads through: what it copies is
+// checked, what it skips or reports is accounted for (in takes its
+// checkpoints and reports).
+func (a *Activities) lastDelta(ctx context.Context, in *CopyInput, p servers, sess *mailcopy.Session) (*CopySummary, error) {
+	if !in.Sync {
+		return nil, nil
+	}
+	din := *in
+	din.Delta, din.Replay, din.Sync = true, false, false
+	pass, err := a.copyPass(ctx, din, p, sess)
+	if err != nil {
+		return nil, err
+	}
+	in.Checkpoints = pass.Checkpoints
+	in.Reported = append(append([]mailcopy.Skip(nil), in.Reported...), pass.Skips...)
+	return pass, nil
+}
+
+func (a *Activities) verifyOptions(ctx context.Context, in CopyInput, p servers, sess *mailcopy.Session) mailcopy.Options {
+	return mailcopy.Options{MaxMessageBytes: p.dst.MaxMessageBytes,
+		Folders:     mailcopy.MapOptions{Include: in.IncludeFolders, Exclude: in.ExcludeFolders},
+		Checkpoints: in.Checkpoints, Locale: in.Locale, Reported: in.Reported, Exclude: in.Exclude, Session: sess,
+		Digests: a.Hashes.digests(workflowID(ctx))}
+}
+
+// verified turns a verification into the step's result: a missing or
+// duplicated message is a permanent VerifyMismatch naming the folders.
+func (a *Activities) verified(ctx context.Context, in CopyInput, res *mailcopy.VerifyResult, pass *CopySummary) (*VerifySummary, error) {
 	if !res.OK() {
 		return nil, permanent(ErrTypeVerify, "%d of %d messages of %q are not on the destination, %d duplicated: %s", res.Missing, res.Checked, in.Address, res.Duplicates, res.MissingSummary())
 	}
+	// Checked: the copy's hashes are not needed again.
+	a.Hashes.forget(workflowID(ctx))
 	out := &VerifySummary{Checked: res.Checked, Exact: res.Exact, Altered: res.Altered, Preserved: res.Preserved,
 		Empty: res.Empty, Duplicates: res.Duplicates, Seconds: res.Duration.Seconds(), Pass: pass}
 	for _, f := range res.Folders {
@@ -306,4 +332,102 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, 
 		out.NotCopied = append(out.NotCopied, f.NotCopied...)
 	}
 	return out, nil
+}
+
+// VerifySourceSummary is what VerifySource read: Snapshot names the
+// reading, held in this worker for VerifyDestination.
+type VerifySourceSummary struct {
+	Snapshot string `json:"snapshot"`
+	// Messages were read from the source, Hashed of them by their bytes
+	// (the others' hashes came from the copy).
+	Messages int `json:"messages"`
+	Hashed   int `json:"hashed"`
+	// Pass is the last delta's summary when CopyInput.Sync ran it first.
+	Pass *CopySummary `json:"pass,omitempty"`
+	// Unread: VerifyDestination found no reading of the source in its
+	// worker, and checked nothing.
+	Unread bool `json:"unread,omitempty"`
+}
+
+// VerifySource is verify's source half: the last delta (CopyInput.Sync),
+// then every source message's metadata and content hash, held in this
+// worker's memory (Hashes) for VerifyDestination, which reads the
+// destination once the source's lease is given back.
+func (a *Activities) VerifySource(ctx context.Context, in CopyInput) (*VerifySourceSummary, error) {
+	p, err := a.serversOf(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	sess := &mailcopy.Session{}
+	defer sess.Close()
+	pass, err := a.lastDelta(ctx, &in, p, sess)
+	if err != nil {
+		return nil, err
+	}
+	_, stop := keepAlive(ctx)
+	var snap *mailcopy.SourceSnapshot
+	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Address+" (source)", func() (bool, error) {
+		var err error
+		snap, err = a.Mail.VerifySource(ctx, p.sep, p.dep, a.verifyOptions(ctx, in, p, sess))
+		a.reportOverloads(ctx, err, in.From, in.To, p.src.IMAPAddr, p.dst.IMAPAddr)
+		return false, err
+	})
+	stop()
+	if err != nil {
+		return nil, fromEngine(err)
+	}
+	a.log(ctx).Info("verify: source read", zap.String("account", in.Address), zap.Int("messages", snap.Messages),
+		zap.Int("hashedNow", snap.Hashed), zap.Duration("took", time.Since(snap.Started())))
+	info := activity.GetInfo(ctx)
+	out := &VerifySourceSummary{Messages: snap.Messages, Hashed: snap.Hashed, Pass: pass}
+	key := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID
+	if a.Hashes.hold(key, snap) {
+		out.Snapshot = key
+	}
+	return out, nil
+}
+
+// VerifyDestinationInput names a source's reading and the pass it checks.
+type VerifyDestinationInput struct {
+	Copy     CopyInput `json:"copy"`
+	Snapshot string    `json:"snapshot"`
+}
+
+// VerifyDestination is verify's destination half: every message of the
+// source's reading (VerifySource) on the destination. A reading this
+// worker does not hold (another worker read it, or this one restarted)
+// gives VerifySummary.Unread, and verify runs again whole.
+func (a *Activities) VerifyDestination(ctx context.Context, in VerifyDestinationInput) (*VerifySummary, error) {
+	snap := a.Hashes.take(in.Snapshot)
+	if snap == nil {
+		return &VerifySummary{Unread: true}, nil
+	}
+	p, err := a.serversOf(ctx, in.Copy)
+	if err != nil {
+		return nil, err
+	}
+	_, stop := keepAlive(ctx)
+	var res *mailcopy.VerifyResult
+	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Copy.Address+" (destination)", func() (bool, error) {
+		var err error
+		res, err = a.Mail.VerifyAgainst(ctx, p.dep, snap)
+		a.reportOverloads(ctx, err, in.Copy.From, in.Copy.To, p.src.IMAPAddr, p.dst.IMAPAddr)
+		return false, err
+	})
+	stop()
+	if err != nil {
+		return nil, fromEngine(err)
+	}
+	a.log(ctx).Info("verify: destination checked", zap.String("account", in.Copy.Address), zap.Int("checked", res.Checked),
+		zap.Duration("took", res.Duration))
+	return a.verified(ctx, in.Copy, res, nil)
+}
+
+// workflowID is the ID of the workflow an activity runs for ("" outside
+// one).
+func workflowID(ctx context.Context) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	return activity.GetInfo(ctx).WorkflowExecution.ID
 }

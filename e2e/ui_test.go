@@ -326,7 +326,7 @@ func TestTemporalUI(t *testing.T) {
 	// history, and in a waiting one's.
 	b.run("open alice's history", chromedp.Navigate(b.history(t, c, workflows.WorkflowID("alice@example.com"))),
 		waitText("main", "copy: pass 1, every folder and message", "final-delta: what changed since the copy", "delta-sync: what arrived before the switch",
-			"verify: final sync, then every source message on the destination", "dns-propagation: check"),
+			"verify: final sync, then the source's messages read", "verify: every source message on the destination", "dns-propagation: check"),
 		scrollTo("copy: pass 1, every folder and message"))
 	b.shot("history-stages")
 	b.run("open dave's history", chromedp.Navigate(b.history(t, c, workflows.WorkflowID("dave@example.org"))),

@@ -360,6 +360,11 @@ type State struct {
 	// one workflow task, without a round trip through the server between
 	// them.
 	Local int `json:"local,omitempty"`
+	// Halves is 1 when a small mailbox's verify reads the source, gives
+	// the source's lease back, then reads the destination (version 4 of
+	// "quick-steps"): the source, the scarcer server, is held for its own
+	// half only.
+	Halves int `json:"halves,omitempty"`
 	// LockedAt and RoutedAt bound the owner's lockout.
 	LockedAt time.Time `json:"lockedAt,omitempty"`
 	RoutedAt time.Time `json:"routedAt,omitempty"`

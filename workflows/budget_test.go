@@ -97,7 +97,8 @@ func (b *leaseBook) holding() []string {
 // waits: preflight takes a one-pair copy's leases, which serve the copy of
 // a small mailbox (a large one gives them back and asks for two pairs),
 // the final delta and the delta-sync; verify runs its last delta itself
-// on one pair; the finish holds only the destination's lease (the
+// on one pair (a small mailbox's: with its source's reading, then the
+// destination's under the destination's lease alone); the finish holds only the destination's lease (the
 // source's goes back first); the DNS wait holds nothing; every lease is
 // given back once.
 func TestCopiesHoldLeases(t *testing.T) {
@@ -135,6 +136,22 @@ func TestCopiesHoldLeases(t *testing.T) {
 				}
 				return &activities.VerifySummary{Checked: 5, Pass: &activities.CopySummary{Copied: 1}}, nil
 			})
+			// A small mailbox's verify in halves: the source's reading
+			// under both leases, the destination's under its own.
+			h.env.OnActivity(a.VerifySource, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.VerifySourceSummary, error) {
+				during = append(during, fmt.Sprintf("verify-source %v", b.holding()))
+				if !in.Sync || in.Pairs != 1 {
+					t.Errorf("verify: sync %v on %d pairs, want its last delta on 1 pair", in.Sync, in.Pairs)
+				}
+				return &activities.VerifySourceSummary{Snapshot: "reading", Messages: 5, Pass: &activities.CopySummary{Copied: 1}}, nil
+			})
+			h.env.OnActivity(a.VerifyDestination, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.VerifyDestinationInput) (*activities.VerifySummary, error) {
+				during = append(during, fmt.Sprintf("verify-destination %v", b.holding()))
+				if in.Snapshot != "reading" {
+					t.Errorf("verify's destination half checks reading %q, want the source half's", in.Snapshot)
+				}
+				return &activities.VerifySummary{Checked: 5}, nil
+			})
 			var atFinish []string
 			h.env.OnActivity(a.Finish, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.FinishInput) (*activities.FinishResult, error) {
 				atFinish = b.holding()
@@ -169,14 +186,22 @@ func TestCopiesHoldLeases(t *testing.T) {
 			if !slices.Equal(pairs, tc.pairs) {
 				t.Fatalf("pairs each copy pass may open: %v, want %v", pairs, tc.pairs)
 			}
+			halves := 0
 			for _, d := range during {
 				want := fmt.Sprint(both)
-				if strings.HasPrefix(d, "dns") {
+				switch {
+				case strings.HasPrefix(d, "dns"):
 					want = "[]"
+				case strings.HasPrefix(d, "verify-destination"):
+					want = "[budget:emailpro-1]"
+					halves++
 				}
 				if !strings.HasSuffix(d, want) {
 					t.Fatalf("held during the stages: %v; want both leases in every pass and none in the DNS wait", during)
 				}
+			}
+			if wantHalves := map[bool]int{true: 1, false: 0}[tc.messages <= 2000]; halves != wantHalves {
+				t.Fatalf("verify's destination half ran %d times, want %d (stages: %v)", halves, wantHalves, during)
 			}
 			// The final delta runs under the copy's leases: nothing asked
 			// while the owner is locked out waits in the plan's queue.
@@ -192,6 +217,45 @@ func TestCopiesHoldLeases(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A small mailbox's verify whose destination half runs where the source's
+// reading is not (another worker, a restart) runs again whole, under both
+// leases, and its answer is the stage's.
+func TestVerifyAgainWholeWithoutTheReading(t *testing.T) {
+	h := newHarness(t)
+	b := newLeaseBook(h)
+	h.env.OnActivity(a.ServerBudgets, mock.Anything, mock.Anything).Return(&activities.BudgetsResult{SourceService: "mxplan-1",
+		SourceBudget: 4, DestBudget: 6, Connections: 2, DestConnections: 4}, nil)
+	var order []string
+	h.env.OnActivity(a.VerifySource, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.CopyInput) (*activities.VerifySourceSummary, error) {
+		order = append(order, fmt.Sprintf("source half %v", b.holding()))
+		return &activities.VerifySourceSummary{Snapshot: "elsewhere", Messages: 10}, nil
+	})
+	h.env.OnActivity(a.VerifyDestination, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.VerifyDestinationInput) (*activities.VerifySummary, error) {
+		order = append(order, fmt.Sprintf("destination half %v", b.holding()))
+		return &activities.VerifySummary{Unread: true}, nil
+	})
+	h.env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.VerifySummary, error) {
+		order = append(order, fmt.Sprintf("whole sync=%v %v", in.Sync, b.holding()))
+		return &activities.VerifySummary{Checked: 10}, nil
+	})
+	h.defaults()
+	r := h.run(Input{AutoConfirm: true})
+	if r.Outcome != StageDone {
+		t.Fatalf("outcome %s", r.Outcome)
+	}
+	want := []string{"source half [budget:emailpro-1 budget:mxplan-1]", "destination half [budget:emailpro-1]",
+		"whole sync=false [budget:emailpro-1 budget:mxplan-1]"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("verify ran %q, want %q", order, want)
+	}
+	if r.Verified != 10 {
+		t.Fatalf("Result.Verified = %d, want the whole verify's 10", r.Verified)
+	}
+	if len(b.held) != 0 {
+		t.Fatalf("still held %v", b.held)
 	}
 }
 

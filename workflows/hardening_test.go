@@ -258,7 +258,7 @@ func TestTemporalCancel(t *testing.T) {
 				h.env.AssertActivityNotCalled(t, "Rollback", mock.Anything, mock.Anything)
 			}
 			if tc.outcome == StageDone {
-				h.env.AssertActivityCalled(t, "Verify", mock.Anything, mock.Anything)
+				h.env.AssertActivityCalled(t, "VerifyDestination", mock.Anything, mock.Anything)
 				h.env.AssertActivityCalled(t, "Finish", mock.Anything, mock.Anything)
 			}
 			found := false

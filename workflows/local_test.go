@@ -30,6 +30,8 @@ func watchSteps(h *harness) *stepsSeen {
 			switch in := arg.(type) {
 			case activities.PreflightInput:
 				s.local["Preflight"]++
+			case activities.VerifyDestinationInput:
+				s.local["VerifyDestination"]++
 			case activities.CopyInput:
 				if in.Sync {
 					s.local["Verify"]++
@@ -56,11 +58,12 @@ func TestSmallMailboxStepsRunLocally(t *testing.T) {
 	if r := h.run(Input{AutoConfirm: true}); r.Outcome != StageDone {
 		t.Fatalf("Outcome = %s", r.Outcome)
 	}
-	// Copy, final delta, delta-sync; verify with its own last delta.
-	if seen.local["Preflight"] != 1 || seen.local["CopyMailbox"] != 3 || seen.local["Verify"] != 1 {
-		t.Fatalf("local steps = %v, want Preflight 1, CopyMailbox 3, Verify 1", seen.local)
+	// Copy, final delta, delta-sync; verify with its own last delta (the
+	// source's half), then the destination's half.
+	if seen.local["Preflight"] != 1 || seen.local["CopyMailbox"] != 3 || seen.local["Verify"] != 1 || seen.local["VerifyDestination"] != 1 {
+		t.Fatalf("local steps = %v, want Preflight 1, CopyMailbox 3, Verify 1, VerifyDestination 1", seen.local)
 	}
-	for _, name := range []string{"Preflight", "CopyMailbox", "Verify"} {
+	for _, name := range []string{"Preflight", "CopyMailbox", "Verify", "VerifySource", "VerifyDestination"} {
 		if seen.remote[name] != 0 {
 			t.Fatalf("%s ran as an activity %d times (activities %v)", name, seen.remote[name], seen.remote)
 		}

@@ -124,14 +124,20 @@ func (m *migration) setup(ctx workflow.Context) error {
 //
 // Version 3 (State.Local) runs the preflight, copy and verify passes of a
 // small mailbox as local activities first (stages.go, mailStep).
+//
+// Version 4 (State.Halves) verifies a small mailbox in two halves, the
+// source's lease given back between them (verifyHalves).
 func (m *migration) features(ctx workflow.Context) {
-	if v := workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 3); v >= 1 {
+	if v := workflow.GetVersion(ctx, "quick-steps", workflow.DefaultVersion, 4); v >= 1 {
 		m.st.Order, m.st.Budget, m.st.Carry, m.st.Notify, m.st.Lean, m.st.Quick = orderPreCopy, 1, 1, 1, 1, 1
 		if v >= 2 {
 			m.st.Fused = 1
 		}
 		if v >= 3 {
 			m.st.Local = 1
+		}
+		if v >= 4 {
+			m.st.Halves = 1
 		}
 		return
 	}

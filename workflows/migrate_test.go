@@ -79,6 +79,8 @@ func (h *harness) defaults() {
 	env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(&activities.RouteResult{ManagedZone: true, DNSChanged: true}, nil).Maybe()
 	env.OnActivity(a.CheckDNS, mock.Anything, mock.Anything).Return(okDiag(), nil).Maybe()
 	env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(&activities.VerifySummary{Checked: 13}, nil).Maybe()
+	env.OnActivity(a.VerifySource, mock.Anything, mock.Anything).Return(&activities.VerifySourceSummary{Snapshot: "reading", Messages: 13}, nil).Maybe()
+	env.OnActivity(a.VerifyDestination, mock.Anything, mock.Anything).Return(&activities.VerifySummary{Checked: 13}, nil).Maybe()
 	env.OnActivity(a.Finish, mock.Anything, mock.Anything).Return(&activities.FinishResult{NoticeAppended: true}, nil).Maybe()
 	env.OnActivity(a.Rollback, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(a.AdvanceNotice, mock.Anything, mock.Anything).Return(&activities.AdvanceResult{Marker: "<advance@mailshift.invalid>",
@@ -247,7 +249,7 @@ func TestFailureNeedsAttentionThenRetry(t *testing.T) {
 			env.OnActivity(a.SwitchRouting, mock.Anything, mock.Anything).Return(nil, err).Once()
 		}, permanentErr(activities.ErrTypeDNSRefused, "update refused: BADSIG"), activities.ErrTypeDNSRefused},
 		{"verification mismatch", StageVerify, func(env *testsuite.TestWorkflowEnvironment, err error) {
-			env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(nil, err).Once()
+			env.OnActivity(a.VerifyDestination, mock.Anything, mock.Anything).Return(nil, err).Once()
 		}, permanentErr(activities.ErrTypeVerify, "1 of 13 messages missing"), activities.ErrTypeVerify},
 		{"finish quota", StageDone, func(env *testsuite.TestWorkflowEnvironment, err error) {
 			env.OnActivity(a.Finish, mock.Anything, mock.Anything).Return(nil, err).Once()
@@ -324,7 +326,7 @@ func TestRollbackBeforeSwitch(t *testing.T) {
 
 func TestRollbackAfterSwitchRefused(t *testing.T) {
 	h := newHarness(t)
-	h.env.OnActivity(a.Verify, mock.Anything, mock.Anything).Return(nil, permanentErr(activities.ErrTypeVerify, "2 missing")).Once()
+	h.env.OnActivity(a.VerifyDestination, mock.Anything, mock.Anything).Return(nil, permanentErr(activities.ErrTypeVerify, "2 missing")).Once()
 	h.defaults()
 	var refused, retry *answer
 	h.env.RegisterDelayedCallback(func() {

@@ -74,6 +74,16 @@ func watch(h *harness, advanceErr error) *calls {
 		c.mu.Unlock()
 		return &activities.VerifySummary{Checked: 11}, nil
 	})
+	// A small mailbox's verify in halves: the source's half reads what
+	// the check covers.
+	h.env.OnActivity(a.VerifySource, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CopyInput) (*activities.VerifySourceSummary, error) {
+		c.add("verify")
+		c.mu.Lock()
+		c.verifies = append(c.verifies, in)
+		c.mu.Unlock()
+		return &activities.VerifySourceSummary{Snapshot: "reading", Messages: 11}, nil
+	})
+	h.env.OnActivity(a.VerifyDestination, mock.Anything, mock.Anything).Return(&activities.VerifySummary{Checked: 11}, nil)
 	h.env.OnActivity(a.LockSource, mock.Anything, mock.Anything).Return(func(context.Context, activities.LockInput) error {
 		c.add("lock")
 		return nil

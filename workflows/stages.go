@@ -365,6 +365,9 @@ func (m *migration) verify(ctx workflow.Context) error {
 // verifyOneLease is verify with its last delta and the check under one
 // pair of leases: the same two activities, one lease round instead of two.
 func (m *migration) verifyOneLease(ctx workflow.Context) error {
+	if m.st.Halves == 1 && m.smallMailbox() {
+		return m.verifyHalves(ctx)
+	}
 	var v activities.VerifySummary
 	if err := m.withBudget(ctx, m.copyShares(m.passPairs(false)), func(ctx workflow.Context) error {
 		if m.st.Fused == 1 {
@@ -387,6 +390,53 @@ func (m *migration) verifyOneLease(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(long(ctx, "verify: every source message on the destination"), a.Verify, m.copyInput(true)).Get(ctx, &v)
 	}); err != nil {
 		return err
+	}
+	m.st.Verify = &v
+	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)
+	return nil
+}
+
+// verifyHalves is verify with the source held for its own half only: the
+// last delta and the source's reading under both leases (VerifySource),
+// then the source's lease back, then the destination's reading under its
+// own (VerifyDestination). The source's reading stays in the worker that
+// made it; a destination half that runs elsewhere finds none, and verify
+// runs again whole, under both leases.
+func (m *migration) verifyHalves(ctx workflow.Context) error {
+	const summary = "verify: every source message on the destination"
+	var vs activities.VerifySourceSummary
+	shares := m.copyShares(m.passPairs(false))
+	if err := m.withBudget(ctx, shares, func(ctx workflow.Context) error {
+		in := m.copyInput(true)
+		in.Sync = true
+		if err := m.mailStep(ctx, true, "verify: final sync, then the source's messages read", a.VerifySource, in, &vs); err != nil {
+			return err
+		}
+		if vs.Pass != nil {
+			m.recordPass(ctx, *vs.Pass, true)
+			vs.Pass = nil
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var v activities.VerifySummary
+	dest := shares
+	if len(dest) > 1 {
+		dest = dest[1:] // the destination's share: the source's goes back first
+	}
+	if err := m.withBudget(ctx, dest, func(ctx workflow.Context) error {
+		return m.mailStep(ctx, true, summary, a.VerifyDestination, activities.VerifyDestinationInput{Copy: m.copyInput(true), Snapshot: vs.Snapshot}, &v)
+	}); err != nil {
+		return err
+	}
+	if v.Unread {
+		m.log.Info("the source's reading is in another worker: verify runs again whole")
+		if err := m.withBudget(ctx, shares, func(ctx workflow.Context) error {
+			return m.mailStep(ctx, true, summary, a.Verify, m.copyInput(true), &v)
+		}); err != nil {
+			return err
+		}
 	}
 	m.st.Verify = &v
 	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)

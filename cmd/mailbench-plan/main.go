@@ -58,7 +58,7 @@ const (
 type options struct {
 	accounts, messages, mean, jobs, conns, check int
 	huge                                         int
-	bin, cpuProfile, workerLog                   string
+	bin, cpuProfile, workerLog, workerLogLevel   string
 	timeout                                      time.Duration
 	repeat, eager, timeline, memoryDB            bool
 }
@@ -99,6 +99,7 @@ func run() error {
 	flag.StringVar(&o.bin, "bin", "bin", "where worker and mailshift-copy are built")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for CPU profiles of the worker and of one mailshift-copy")
 	flag.StringVar(&o.workerLog, "worker-log", "", "file to keep the plan's worker log in (default: discarded)")
+	flag.StringVar(&o.workerLogLevel, "worker-log-level", "warn", "the plan's worker's log level (info: a line per pass, with its duration)")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Minute, "longest the plan may take")
 	flag.BoolVar(&o.memoryDB, "temporal-memory", false, "run the Temporal dev server on an in-memory database (default: a file, like a server's disk)")
 	flag.BoolVar(&o.timeline, "timeline", false, "print the history of one account of the plan, event by event, with times")
@@ -477,7 +478,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		"serverBudgets": map[string]int{"mxplan-1": budget, "emailpro-1": destBudget},
 		"dnsResolver":   l.bind.PrimaryAddr(),
 		"dnsOverride":   map[string]string{"ns1." + domain + ".": l.bind.PrimaryAddr(), "ns2." + domain + ".": l.bind.PrimaryAddr()},
-		"logLevel":      "warn",
+		"logLevel":      o.workerLogLevel,
 		"managedZones":  []map[string]string{{"zone": domain, "primary": l.bind.PrimaryAddr(), "keyName": l.bind.KeyName, "keyFile": keyFile}}}
 	b, _ := json.Marshal(cfg)
 	cf := filepath.Join(l.work, "worker.json")

@@ -114,6 +114,7 @@ func Activities(ctx context.Context, cfg config.Config, dir *directory.Store, lo
 		Logger:        log,
 		Budgets:       cfg.ServerBudgets,
 		DefaultBudget: cfg.DefaultServerBudget,
+		Hashes:        activities.NewHashes(),
 	}
 	n, err := Notifier(cfg.Notify)
 	if err != nil {
@@ -176,6 +177,7 @@ func StartDev(ctx context.Context, dsn string, accounts, messages int, log *zap.
 		Logger:      log,
 		// The dev platform's servers are shared like production's.
 		DefaultBudget: 20,
+		Hashes:        activities.NewHashes(),
 	}
 	return st, acts, nil
 }

@@ -159,16 +159,34 @@ type countingReader struct {
 	// had80 is set when a 0x80 byte passed: where the source had a NUL
 	// byte, BODY[] serves 0x80 (restoreNULs).
 	had80 bool
+	// norm, when set, hashes the normalized bytes too (Digests).
+	norm *normWriter
 }
 
-func newCountingReader(r io.Reader) *countingReader {
-	return &countingReader{r: r, h: sha256.New()}
+func newCountingReader(r io.Reader, norm bool) *countingReader {
+	c := &countingReader{r: r, h: sha256.New()}
+	if norm {
+		c.norm = &normWriter{h: sha256.New()}
+	}
+	return c
+}
+
+// sums puts the hashes of what was read into p.
+func (c *countingReader) sums(p *pendingAppend) {
+	c.h.Sum(p.sum[:0])
+	if c.norm != nil {
+		c.norm.h.Sum(p.norm[:0])
+		p.normed = true
+	}
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	c.h.Write(p[:n])
+	if c.norm != nil {
+		_, _ = c.norm.Write(p[:n])
+	}
 	if !c.had80 && bytes.IndexByte(p[:n], 0x80) >= 0 {
 		c.had80 = true
 	}
@@ -188,7 +206,10 @@ type appender struct {
 	inflight int
 	// binary: bodies come from BINARY[] and go out as literal8 (raw
 	// appender only).
-	binary  bool
+	binary bool
+	// norm: each message's normalized bytes are hashed too, for verify
+	// (Options.Digests).
+	norm    bool
 	pending []pendingAppend
 	// partial is set when a literal was cut short: the connection must
 	// be dropped, never reused.
@@ -271,9 +292,13 @@ type pendingAppend struct {
 	date  time.Time
 	flags []imap.Flag
 	sum   [32]byte // SHA-256 of the bytes sent
-	had80 bool     // a 0x80 byte was sent (perhaps a NUL served as 0x80)
-	cmd   *imapclient.AppendCommand
-	rawCh chan rawResult
+	// norm is the SHA-256 of their normalized form, when normed
+	// (appender.norm).
+	norm   [32]byte
+	normed bool
+	had80  bool // a 0x80 byte was sent (perhaps a NUL served as 0x80)
+	cmd    *imapclient.AppendCommand
+	rawCh  chan rawResult
 	// batch is the MULTIAPPEND the message went in (nil: its own
 	// APPEND), index its place there.
 	batch *multiBatch
@@ -295,7 +320,7 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 		if err := a.closeOpen(); err != nil {
 			return fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)
 		}
-		src := newCountingReader(io.LimitReader(body, size))
+		src := newCountingReader(io.LimitReader(body, size), a.norm)
 		ch, err := a.raw.start(appendCmd(a.dest, flags, date, size, a.binary), src)
 		short := err == nil && src.n != size
 		if short {
@@ -309,12 +334,12 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 			return &abortError{sourceBroken: short || src.err != nil, err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
 		}
 		p := pendingAppend{uid: uid, size: size, date: date, flags: flags, rawCh: ch, had80: src.had80}
-		src.h.Sum(p.sum[:0])
+		src.sums(&p)
 		a.pending = append(a.pending, p)
 		return a.waitUpTo(onDone)
 	}
 	cmd := a.d.Append(a.dest, size, &imap.AppendOptions{Flags: flags, Time: date})
-	src := newCountingReader(body)
+	src := newCountingReader(body, a.norm)
 	n, err := io.Copy(cmd, src)
 	short := err == nil && n != size
 	if short {
@@ -332,7 +357,7 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 		return fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)
 	}
 	p := pendingAppend{uid: uid, size: size, date: date, flags: flags, cmd: cmd, had80: src.had80}
-	src.h.Sum(p.sum[:0])
+	src.sums(&p)
 	a.pending = append(a.pending, p)
 	for len(a.pending) > a.inflight {
 		if err := a.waitOne(onDone); err != nil {
@@ -351,7 +376,7 @@ func (a *appender) append(uid imap.UID, body imap.LiteralReader, flags []imap.Fl
 // would never see a batch through).
 func (a *appender) appendBatched(uid imap.UID, body imap.LiteralReader, flags []imap.Flag, date time.Time, onDone func(pendingAppend, imap.UID, error) error) error {
 	size := body.Size()
-	src := newCountingReader(io.LimitReader(body, size))
+	src := newCountingReader(io.LimitReader(body, size), a.norm)
 	buf := bytes.NewBuffer(a.buf[:0])
 	_, err := buf.ReadFrom(src)
 	a.buf = buf.Bytes()
@@ -380,7 +405,7 @@ func (a *appender) appendBatched(uid imap.UID, body imap.LiteralReader, flags []
 		return &abortError{err: fmt.Errorf("stream message %d into %q: %w", uid, a.dest, err)}
 	}
 	p := pendingAppend{uid: uid, size: size, date: date, flags: flags, rawCh: b.ch, had80: src.had80, batch: b, index: b.n}
-	src.h.Sum(p.sum[:0])
+	src.sums(&p)
 	b.n++
 	b.bytes += size
 	a.pending = append(a.pending, p)

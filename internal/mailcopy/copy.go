@@ -87,6 +87,10 @@ type Options struct {
 	// Session, when set, lends its connection pair to this call and keeps
 	// it for the next (session.go).
 	Session *Session
+	// Digests, when set, keeps the hashes of what a copy streams, and
+	// spares a verify that has them reading those messages from the
+	// source again (digests.go).
+	Digests *Digests
 }
 
 func (o *Options) defaults() {

@@ -151,7 +151,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 	for _, mm := range srcMeta {
 		order = append(order, mm.UID)
 	}
-	ap := &appender{d: d, dest: m.Dest, inflight: tr.opts.InFlight, binary: tr.binary && raw != nil, multi: tr.multi}
+	ap := &appender{d: d, dest: m.Dest, inflight: tr.opts.InFlight, binary: tr.binary && raw != nil, multi: tr.multi, norm: tr.opts.Digests != nil}
 	if raw != nil {
 		if err := raw.selectFolder(m.Dest); err != nil {
 			return fr, fmt.Errorf("select destination %q: %w", m.Dest, err)
@@ -206,6 +206,10 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 			return nil
 		}
 		cp.Map = addToMap(cp.Map, uint32(p.uid), uint32(destUID))
+		if p.normed && !p.had80 {
+			// The bytes verify would read from the source (BODY[]).
+			tr.opts.Digests.Add(m.Source, cp.UIDValidity, p.uid, p.sum, p.norm, p.size)
+		}
 		if p.had80 && ap.binary {
 			suspects = append(suspects, p)
 		}

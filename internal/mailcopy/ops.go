@@ -23,6 +23,16 @@ func (Engine) Verify(ctx context.Context, src, dst Endpoint, opts Options) (*Ver
 	return Verify(ctx, src, dst, opts)
 }
 
+// VerifySource runs VerifySource.
+func (Engine) VerifySource(ctx context.Context, src, dst Endpoint, opts Options) (*SourceSnapshot, error) {
+	return VerifySource(ctx, src, dst, opts)
+}
+
+// VerifyAgainst runs VerifyAgainst.
+func (Engine) VerifyAgainst(ctx context.Context, dst Endpoint, snap *SourceSnapshot) (*VerifyResult, error) {
+	return VerifyAgainst(ctx, dst, snap)
+}
+
 // Measure runs Measure.
 func (Engine) Measure(ctx context.Context, ep Endpoint) (*Totals, error) { return Measure(ctx, ep) }
 

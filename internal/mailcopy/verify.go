@@ -34,6 +34,8 @@ type FolderVerify struct {
 	Preserved []Skip `json:"preserved,omitempty"`
 	// Duplicates counts destination messages that repeat a copied one.
 	Duplicates int `json:"duplicates,omitempty"`
+	// excluded counts source messages left on the source on purpose.
+	excluded int
 }
 
 // VerifyResult is the outcome of a verification by content: every source
@@ -63,7 +65,8 @@ func (v *VerifyResult) OK() bool { return v.Missing == 0 && v.Duplicates == 0 }
 
 // Verify checks, by content, that every message of every selected source
 // folder is in its destination folder. The checkpoints' maps pair messages
-// first; the others are matched by a hash of their bytes.
+// first; the others are matched by a hash of their bytes. Each folder is
+// read on both servers at once.
 func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResult, err error) {
 	opts.defaults()
 	start := time.Now()
@@ -72,167 +75,324 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResu
 		return nil, err
 	}
 	defer func() { opts.Session.done(s, d, err) }()
-	mappings, listed, err := planFoldersListed(s, d, opts.Folders)
+	p, err := planVerify(s, d, opts)
 	if err != nil {
 		return nil, err
 	}
-	existing, dns := listed.folders, listed.ns
-	have := map[string]bool{"INBOX": true}
-	for _, f := range existing {
-		have[f.Name] = true
-	}
-	limit := opts.MaxMessageBytes
-	if l, ok := d.Caps().AppendLimit(); ok && l != nil && (limit == 0 || int64(*l) < limit) {
-		limit = int64(*l)
-	}
-	binary := d.Caps().Has(imap.CapBinary) && s.Caps().Has(imap.CapBinary)
-	preserved := map[string][]string{}
-	if pf := problemsFolderIn(opts.Locale, listed); listed.has(pf.name) {
-		if preserved, err = preservedOrigins(d, pf.name); err != nil {
-			return nil, classify(err, "read the problems folder")
-		}
-	}
-	reported := map[string]Skip{}
-	for _, r := range opts.Reported {
-		reported[fmt.Sprintf("%s\x00%d", r.Folder, r.UID)] = r
-	}
 	res := &VerifyResult{}
-	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
-	for _, m := range mappings {
+	for _, m := range p.mappings {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if m.NoSelect {
 			continue
 		}
-		m.Dest = resolveDest(m, have, dns)
-		fv := FolderVerify{Source: m.Source, Dest: m.Dest}
-		sel, err := s.Select(m.Source, &imap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil {
-			if !isNo(err) {
-				return nil, classify(err, fmt.Sprintf("select source %q", m.Source))
-			}
-			fv.NotCopied = append(fv.NotCopied, Skip{Folder: m.Source, Category: CatFolderUnreadable, Reason: "the source folder cannot be opened: " + errText(err)})
-			res.NotCopied++
-			res.Folders = append(res.Folders, fv)
-			continue
-		}
-		// The destination folder is read while the source folder is: two
-		// servers, two connections, half the wait.
-		dh := map[imap.UID]digest{}
+		m.Dest = resolveDest(m, p.have, p.dns)
+		// Two servers, two connections, half the wait.
+		var dh map[imap.UID]digest
 		var derr error
-		dread := meanwhile(func() {
-			if !have[m.Dest] {
-				return
-			}
-			dsel, err := d.Select(m.Dest, &imap.SelectOptions{ReadOnly: true}).Wait()
-			if err != nil {
-				derr = classify(err, fmt.Sprintf("select destination %q", m.Dest))
-				return
-			}
-			if dsel.NumMessages > 0 {
-				if dh, err = hashBodies(d, all, binary); err != nil {
-					derr = classify(err, fmt.Sprintf("read destination %q", m.Dest))
-				}
-			}
-		})
-		var sm []meta
-		var sh map[imap.UID]digest
-		var serr error
-		if sel.NumMessages > 0 {
-			if sm, err = scanMeta(s, all); err != nil {
-				serr = classify(err, fmt.Sprintf("scan %q", m.Source))
-			} else if sh, err = hashBodies(s, all, binary); err != nil {
-				serr = classify(err, fmt.Sprintf("read %q", m.Source))
-			}
-		}
+		dread := meanwhile(func() { dh, derr = p.readDest(d, m.Dest) })
+		sf, serr := p.readSource(s, m, opts)
 		dread()
 		if serr != nil {
 			return nil, serr
 		}
-		if derr != nil {
+		if derr != nil && sf.unreadable == "" {
 			return nil, derr
 		}
-		fv.SourceCount, fv.DestCount = len(sm), len(dh)
-		mt := newMatcher(sh, dh)
-		cp := opts.Checkpoints[m.Source]
-		found := map[imap.UID]match{}
-		if cp.UIDValidity == sel.UIDValidity {
-			for _, mm := range sm {
-				if du := lookupMap(cp.Map, uint32(mm.UID)); du != 0 {
-					if f, ok := mt.pair(mm.UID, imap.UID(du)); ok {
-						found[mm.UID] = f
-					}
-				}
-			}
-		}
-		// What mailshift put on the source for the owner stays there.
-		kept := sm[:0]
-		for _, mm := range sm {
-			if opts.excludedUID(m.Source, sel.UIDValidity, mm.UID) || opts.excludedID(m.Source, mm.MessageID) {
-				res.Excluded++
-				continue
-			}
-			kept = append(kept, mm)
-		}
-		sm = kept
-		fv.SourceCount = len(sm)
-		for _, mm := range sm {
-			sk := Skip{Folder: m.Source, UID: uint32(mm.UID), Size: mm.Size, Date: mm.Date, MessageID: mm.MessageID}
-			f, ok := found[mm.UID]
-			if !ok {
-				f, ok = mt.find(mm.UID)
-			}
-			if ok {
-				// Exact means the bytes, the date and the flags: a copy
-				// without a keyword the destination refused is on the
-				// destination, altered, as the copy reported it.
-				if fd := flagDifference(flagSet(mm.Flags), dh[f.dest].flags); fd != "" {
-					f.altered = strings.TrimPrefix(f.altered+"; "+fd, "; ")
-				}
-			}
-			dg := sh[mm.UID]
-			origin := fmt.Sprintf("%s\x00%d\x00%d", utf7Encode(m.Source), sel.UIDValidity, mm.UID)
-			switch {
-			case ok && f.altered == "":
-				fv.Exact++
-			case ok:
-				sk.Category, sk.Reason = CatAltered, "stored altered by the destination: "+f.altered
-				fv.Altered = append(fv.Altered, sk)
-			case mm.Size == 0:
-				fv.Empty++
-			case contains(preserved[origin], hex.EncodeToString(dg.raw[:])):
-				sk.Category, sk.Reason = CatPreserved, "kept as an attachment in the problems folder"
-				fv.Preserved = append(fv.Preserved, sk)
-			case limit > 0 && mm.Size > limit:
-				sk.Category, sk.Reason = CatTooBig, fmt.Sprintf("%d bytes is over the destination's limit of %d bytes: not on the destination", mm.Size, limit)
-				fv.OverLimit = append(fv.OverLimit, sk)
-			case reported[sk.Folder+"\x00"+strconv.Itoa(int(sk.UID))].NotCopied() && reported[sk.Folder+"\x00"+strconv.Itoa(int(sk.UID))].Reason != "":
-				r := reported[sk.Folder+"\x00"+strconv.Itoa(int(sk.UID))]
-				sk.Category, sk.Reason = r.Category, r.Reason+": not on the destination"
-				if r.Category == CatTooBig {
-					fv.OverLimit = append(fv.OverLimit, sk)
-				} else {
-					fv.NotCopied = append(fv.NotCopied, sk)
-				}
-			default:
-				sk.Reason = "no message with this content on the destination"
-				fv.Missing = append(fv.Missing, sk)
-			}
-		}
-		fv.Duplicates = mt.duplicates()
-		res.Checked += len(sm)
-		res.Exact += fv.Exact
-		res.Altered += len(fv.Altered)
-		res.Preserved += len(fv.Preserved)
-		res.Empty += fv.Empty
-		res.NotCopied += len(fv.OverLimit) + len(fv.NotCopied)
-		res.Missing += len(fv.Missing)
-		res.Duplicates += fv.Duplicates
-		res.Folders = append(res.Folders, fv)
+		res.add(p.compare(sf, dh, opts))
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// SourceSnapshot is what a verify read of the source: its folders, each
+// message's metadata and content hash. VerifyAgainst checks the
+// destination against it once the source's connection is closed, so a
+// verify holds the source (the scarcer server, shared with every other
+// account on it) only while it reads the source.
+type SourceSnapshot struct {
+	plan    *verifyPlan
+	folders []sourceFolder
+	opts    Options
+	start   time.Time
+	// Messages counts the source messages read, Hashed those whose bytes
+	// were read from the source (the others' hashes came from the copy).
+	Messages, Hashed int
+}
+
+// Started is when the reading began.
+func (s *SourceSnapshot) Started() time.Time { return s.start }
+
+// VerifySource reads the source's half of a verify: the folders paired on
+// both servers, then each source folder's messages, hashed (the copy's
+// hashes where opts.Digests holds them, else the bytes read now).
+func VerifySource(ctx context.Context, src, dst Endpoint, opts Options) (_ *SourceSnapshot, err error) {
+	opts.defaults()
+	snap := &SourceSnapshot{opts: opts, start: time.Now()}
+	s, d, err := opts.Session.pair(ctx, src, dst)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { opts.Session.done(s, d, err) }()
+	if snap.plan, err = planVerify(s, d, opts); err != nil {
+		return nil, err
+	}
+	for _, m := range snap.plan.mappings {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if m.NoSelect {
+			continue
+		}
+		m.Dest = resolveDest(m, snap.plan.have, snap.plan.dns)
+		sf, err := snap.plan.readSource(s, m, opts)
+		if err != nil {
+			return nil, err
+		}
+		snap.Messages += len(sf.sm)
+		snap.Hashed += sf.hashed
+		snap.folders = append(snap.folders, sf)
+	}
+	return snap, nil
+}
+
+// VerifyAgainst checks the destination against a source snapshot, on a
+// destination connection of its own.
+func VerifyAgainst(ctx context.Context, dst Endpoint, snap *SourceSnapshot) (*VerifyResult, error) {
+	d, err := dial(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	res := &VerifyResult{}
+	for _, sf := range snap.folders {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var dh map[imap.UID]digest
+		if sf.unreadable == "" {
+			if dh, err = snap.plan.readDest(d, sf.m.Dest); err != nil {
+				return nil, err
+			}
+		}
+		res.add(snap.plan.compare(sf, dh, snap.opts))
+	}
+	res.Duration = time.Since(snap.start)
+	return res, nil
+}
+
+// verifyPlan is what a verify knows before it reads a folder: the folders
+// paired, the destination's listing and size limit, what its problems
+// folder holds and what the copy reported.
+type verifyPlan struct {
+	mappings  []Mapping
+	have      map[string]bool
+	dns       Namespace
+	limit     int64
+	binary    bool
+	preserved map[string][]string
+	reported  map[string]Skip
+}
+
+func planVerify(s, d *conn, opts Options) (*verifyPlan, error) {
+	mappings, listed, err := planFoldersListed(s, d, opts.Folders)
+	if err != nil {
+		return nil, err
+	}
+	p := &verifyPlan{mappings: mappings, dns: listed.ns, have: map[string]bool{"INBOX": true},
+		limit: opts.MaxMessageBytes, preserved: map[string][]string{}, reported: map[string]Skip{}}
+	for _, f := range listed.folders {
+		p.have[f.Name] = true
+	}
+	if l, ok := d.Caps().AppendLimit(); ok && l != nil && (p.limit == 0 || int64(*l) < p.limit) {
+		p.limit = int64(*l)
+	}
+	p.binary = d.Caps().Has(imap.CapBinary) && s.Caps().Has(imap.CapBinary)
+	if pf := problemsFolderIn(opts.Locale, listed); listed.has(pf.name) {
+		if p.preserved, err = preservedOrigins(d, pf.name); err != nil {
+			return nil, classify(err, "read the problems folder")
+		}
+	}
+	for _, r := range opts.Reported {
+		p.reported[reportKey(r.Folder, r.UID)] = r
+	}
+	return p, nil
+}
+
+func reportKey(folder string, uid uint32) string { return folder + "\x00" + strconv.Itoa(int(uid)) }
+
+// sourceFolder is what verify read of one source folder.
+type sourceFolder struct {
+	m Mapping
+	// unreadable says why the folder could not be opened ("": it was).
+	unreadable  string
+	uidValidity uint32
+	sm          []meta
+	sh          map[imap.UID]digest
+	// hashed counts the messages whose bytes were read now.
+	hashed int
+}
+
+var allUIDs = imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+
+// readSource reads a source folder's messages: their metadata, and the
+// hashes of their bytes (opts.Digests' for the messages the copy hashed).
+func (p *verifyPlan) readSource(s *conn, m Mapping, opts Options) (sourceFolder, error) {
+	sf := sourceFolder{m: m}
+	sel, err := s.Select(m.Source, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		if !isNo(err) {
+			return sf, classify(err, fmt.Sprintf("select source %q", m.Source))
+		}
+		sf.unreadable = errText(err)
+		return sf, nil
+	}
+	sf.uidValidity = sel.UIDValidity
+	if sel.NumMessages == 0 {
+		return sf, nil
+	}
+	if sf.sm, err = scanMeta(s, allUIDs); err != nil {
+		return sf, classify(err, fmt.Sprintf("scan %q", m.Source))
+	}
+	sf.sh = map[imap.UID]digest{}
+	var need imap.UIDSet
+	for _, mm := range sf.sm {
+		if dg, ok := opts.Digests.known(m.Source, sel.UIDValidity, mm.UID, mm.Size, mm.Date); ok {
+			sf.sh[mm.UID] = dg
+		} else {
+			need.AddNum(mm.UID)
+		}
+	}
+	if len(sf.sh) == 0 {
+		need = allUIDs // one short command for the whole folder
+	}
+	if len(need) > 0 {
+		got, err := hashBodies(s, need, p.binary)
+		if err != nil {
+			return sf, classify(err, fmt.Sprintf("read %q", m.Source))
+		}
+		for u, dg := range got {
+			sf.sh[u] = dg
+		}
+		sf.hashed = len(got)
+	}
+	return sf, nil
+}
+
+// readDest hashes the messages of a destination folder (none when the
+// folder is not there).
+func (p *verifyPlan) readDest(d *conn, folder string) (map[imap.UID]digest, error) {
+	if !p.have[folder] {
+		return map[imap.UID]digest{}, nil
+	}
+	dsel, err := d.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return nil, classify(err, fmt.Sprintf("select destination %q", folder))
+	}
+	if dsel.NumMessages == 0 {
+		return map[imap.UID]digest{}, nil
+	}
+	dh, err := hashBodies(d, allUIDs, p.binary)
+	if err != nil {
+		return nil, classify(err, fmt.Sprintf("read destination %q", folder))
+	}
+	return dh, nil
+}
+
+// compare accounts for every message of a source folder on the
+// destination folder's hashes dh.
+func (p *verifyPlan) compare(sf sourceFolder, dh map[imap.UID]digest, opts Options) FolderVerify {
+	m := sf.m
+	fv := FolderVerify{Source: m.Source, Dest: m.Dest}
+	if sf.unreadable != "" {
+		fv.NotCopied = append(fv.NotCopied, Skip{Folder: m.Source, Category: CatFolderUnreadable, Reason: "the source folder cannot be opened: " + sf.unreadable})
+		return fv
+	}
+	sm, sh := sf.sm, sf.sh
+	fv.SourceCount, fv.DestCount = len(sm), len(dh)
+	mt := newMatcher(sh, dh)
+	cp := opts.Checkpoints[m.Source]
+	found := map[imap.UID]match{}
+	if cp.UIDValidity == sf.uidValidity {
+		for _, mm := range sm {
+			if du := lookupMap(cp.Map, uint32(mm.UID)); du != 0 {
+				if f, ok := mt.pair(mm.UID, imap.UID(du)); ok {
+					found[mm.UID] = f
+				}
+			}
+		}
+	}
+	// What mailshift put on the source for the owner stays there.
+	var kept []meta
+	for _, mm := range sm {
+		if opts.excludedUID(m.Source, sf.uidValidity, mm.UID) || opts.excludedID(m.Source, mm.MessageID) {
+			fv.excluded++
+			continue
+		}
+		kept = append(kept, mm)
+	}
+	sm = kept
+	fv.SourceCount = len(sm)
+	for _, mm := range sm {
+		sk := Skip{Folder: m.Source, UID: uint32(mm.UID), Size: mm.Size, Date: mm.Date, MessageID: mm.MessageID}
+		f, ok := found[mm.UID]
+		if !ok {
+			f, ok = mt.find(mm.UID)
+		}
+		if ok {
+			// Exact means the bytes, the date and the flags: a copy
+			// without a keyword the destination refused is on the
+			// destination, altered, as the copy reported it.
+			if fd := flagDifference(flagSet(mm.Flags), dh[f.dest].flags); fd != "" {
+				f.altered = strings.TrimPrefix(f.altered+"; "+fd, "; ")
+			}
+		}
+		dg := sh[mm.UID]
+		origin := fmt.Sprintf("%s\x00%d\x00%d", utf7Encode(m.Source), sf.uidValidity, mm.UID)
+		r := p.reported[reportKey(sk.Folder, sk.UID)]
+		switch {
+		case ok && f.altered == "":
+			fv.Exact++
+		case ok:
+			sk.Category, sk.Reason = CatAltered, "stored altered by the destination: "+f.altered
+			fv.Altered = append(fv.Altered, sk)
+		case mm.Size == 0:
+			fv.Empty++
+		case contains(p.preserved[origin], hex.EncodeToString(dg.raw[:])):
+			sk.Category, sk.Reason = CatPreserved, "kept as an attachment in the problems folder"
+			fv.Preserved = append(fv.Preserved, sk)
+		case p.limit > 0 && mm.Size > p.limit:
+			sk.Category, sk.Reason = CatTooBig, fmt.Sprintf("%d bytes is over the destination's limit of %d bytes: not on the destination", mm.Size, p.limit)
+			fv.OverLimit = append(fv.OverLimit, sk)
+		case r.NotCopied() && r.Reason != "":
+			sk.Category, sk.Reason = r.Category, r.Reason+": not on the destination"
+			if r.Category == CatTooBig {
+				fv.OverLimit = append(fv.OverLimit, sk)
+			} else {
+				fv.NotCopied = append(fv.NotCopied, sk)
+			}
+		default:
+			sk.Reason = "no message with this content on the destination"
+			fv.Missing = append(fv.Missing, sk)
+		}
+	}
+	fv.Duplicates = mt.duplicates()
+	return fv
+}
+
+// add counts a folder's verification in the result.
+func (v *VerifyResult) add(fv FolderVerify) {
+	v.Checked += fv.SourceCount
+	v.Exact += fv.Exact
+	v.Altered += len(fv.Altered)
+	v.Preserved += len(fv.Preserved)
+	v.Empty += fv.Empty
+	v.NotCopied += len(fv.OverLimit) + len(fv.NotCopied)
+	v.Missing += len(fv.Missing)
+	v.Duplicates += fv.Duplicates
+	v.Excluded += fv.excluded
+	v.Folders = append(v.Folders, fv)
 }
 
 func contains(l []string, s string) bool {
