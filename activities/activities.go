@@ -128,6 +128,9 @@ type Activities struct {
 	// Hashes, if set, keeps the copy's content hashes and the source's
 	// half of a verify in this worker (hashes.go).
 	Hashes *Hashes
+	// Sessions, if set, keeps a migration's connections open from one
+	// local step to the next (sessions.go).
+	Sessions *Sessions
 }
 
 // Recorder receives counters; the worker backs it with Prometheus.

@@ -71,6 +71,11 @@ type LeaseRelease struct {
 // running holds nothing to give back. Idempotent: the budget ignores a
 // lease it no longer knows.
 func (a *Activities) ReleaseLeases(ctx context.Context, in []LeaseRelease) error {
+	// The connections a lease covered close before it goes back.
+	a.Sessions.close(workflowID(ctx))
+	if len(in) == 0 {
+		return nil
+	}
 	if a.Temporal == nil {
 		return permanent(ErrTypeConfig, "the worker has no Temporal client for server budgets")
 	}

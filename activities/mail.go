@@ -93,14 +93,15 @@ const maxSkipsInResult = 50
 
 // CopyMailbox copies the mailbox from the source to the destination service,
 // resuming from the last heartbeat's checkpoints after a retry.
-func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (*CopySummary, error) {
+func (a *Activities) CopyMailbox(ctx context.Context, in CopyInput) (_ *CopySummary, err error) {
 	p, err := a.serversOf(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	// The replay and the copy share one login on each server.
-	sess := &mailcopy.Session{}
-	defer sess.Close()
+	// The replay and the copy share one login on each server (and the
+	// migration's next local step too: Sessions).
+	sess, done := a.Sessions.session(ctx)
+	defer func() { done(err) }()
 	return a.copyPass(ctx, in, p, sess)
 }
 
@@ -265,13 +266,13 @@ type VerifySummary struct {
 
 // Verify checks that every source message is on the destination. A missing
 // message is a permanent VerifyMismatch naming the folders.
-func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, error) {
+func (a *Activities) Verify(ctx context.Context, in CopyInput) (_ *VerifySummary, err error) {
 	p, err := a.serversOf(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	sess := &mailcopy.Session{}
-	defer sess.Close()
+	sess, done := a.Sessions.session(ctx)
+	defer func() { done(err) }()
 	pass, err := a.lastDelta(ctx, &in, p, sess)
 	if err != nil {
 		return nil, err
@@ -353,13 +354,13 @@ type VerifySourceSummary struct {
 // then every source message's metadata and content hash, held in this
 // worker's memory (Hashes) for VerifyDestination, which reads the
 // destination once the source's lease is given back.
-func (a *Activities) VerifySource(ctx context.Context, in CopyInput) (*VerifySourceSummary, error) {
+func (a *Activities) VerifySource(ctx context.Context, in CopyInput) (_ *VerifySourceSummary, err error) {
 	p, err := a.serversOf(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	sess := &mailcopy.Session{}
-	defer sess.Close()
+	sess, done := a.Sessions.session(ctx)
+	defer func() { done(err) }()
 	pass, err := a.lastDelta(ctx, &in, p, sess)
 	if err != nil {
 		return nil, err

@@ -115,6 +115,7 @@ func Activities(ctx context.Context, cfg config.Config, dir *directory.Store, lo
 		Budgets:       cfg.ServerBudgets,
 		DefaultBudget: cfg.DefaultServerBudget,
 		Hashes:        activities.NewHashes(),
+		Sessions:      activities.NewSessions(),
 	}
 	n, err := Notifier(cfg.Notify)
 	if err != nil {
@@ -178,6 +179,7 @@ func StartDev(ctx context.Context, dsn string, accounts, messages int, log *zap.
 		// The dev platform's servers are shared like production's.
 		DefaultBudget: 20,
 		Hashes:        activities.NewHashes(),
+		Sessions:      activities.NewSessions(),
 	}
 	return st, acts, nil
 }

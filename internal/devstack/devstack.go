@@ -224,6 +224,8 @@ type IMAPServer struct {
 	// open and peak count connections as the server sees them, so tests
 	// can check a budget at the server, not by trusting the client.
 	open, peak atomic.Int64
+	// accepted counts every connection the server took.
+	accepted atomic.Int64
 	// appendDelay is how long each APPEND takes at least (SlowAppends).
 	appendDelay atomic.Int64
 }
@@ -237,6 +239,9 @@ func (is *IMAPServer) SlowAppends(d time.Duration) { is.appendDelay.Store(int64(
 // since the last ResetPeak.
 func (is *IMAPServer) Connections() (open, peak int64) { return is.open.Load(), is.peak.Load() }
 
+// Accepted returns how many connections the server has taken.
+func (is *IMAPServer) Accepted() int64 { return is.accepted.Load() }
+
 // ResetPeak starts a new peak count from the connections open now.
 func (is *IMAPServer) ResetPeak() { is.peak.Store(is.open.Load()) }
 
@@ -245,6 +250,7 @@ func (s *Stack) startIMAP() (*IMAPServer, error) {
 	is.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			n := is.open.Add(1)
+			is.accepted.Add(1)
 			for p := is.peak.Load(); n > p && !is.peak.CompareAndSwap(p, n); p = is.peak.Load() {
 			}
 			return &session{Session: StrictSession(is.mem.NewSession()), srv: is}, nil, nil

@@ -146,6 +146,21 @@ type conn struct {
 // before its connections are cut.
 const hardCloseGrace = 20 * time.Second
 
+// bind cuts the connection hardCloseGrace after ctx ends, unless it is
+// closed first (a session's pair is bound to each call that uses it).
+func (c *conn) bind(ctx context.Context) {
+	if c.stop != nil {
+		c.stop()
+	}
+	c.stop = context.AfterFunc(ctx, func() {
+		select {
+		case <-time.After(hardCloseGrace):
+			_ = c.Client.Close()
+		case <-c.closed:
+		}
+	})
+}
+
 func (c *conn) close() {
 	if c.kept {
 		return
@@ -208,13 +223,7 @@ func dial(ctx context.Context, ep Endpoint) (*conn, error) {
 		return nil, connectError(ep, err)
 	}
 	cn := &conn{Client: c, closed: make(chan struct{})}
-	cn.stop = context.AfterFunc(ctx, func() {
-		select {
-		case <-time.After(hardCloseGrace):
-			_ = c.Close()
-		case <-cn.closed:
-		}
-	})
+	cn.bind(ctx)
 	if err := login(cn, ep); err != nil {
 		cn.close()
 		if ctx.Err() != nil {

@@ -23,6 +23,31 @@ func (ss *Session) Close() {
 	}
 }
 
+// Renew readies a kept pair for a call on ctx: each connection answers a
+// NOOP and is cut hardCloseGrace after ctx ends (no longer after the call
+// that opened it). A pair that does not answer is closed, and false
+// returned: the session then dials again on first use.
+func (ss *Session) Renew(ctx context.Context) bool {
+	if ss == nil {
+		return false
+	}
+	for _, c := range []*conn{ss.s, ss.d} {
+		if c == nil {
+			continue
+		}
+		if err := c.Noop().Wait(); err != nil {
+			ss.drop()
+			return false
+		}
+	}
+	for _, c := range []*conn{ss.s, ss.d} {
+		if c != nil {
+			c.bind(ctx)
+		}
+	}
+	return true
+}
+
 // drop closes the pair after a failure.
 func (ss *Session) drop() {
 	if ss == nil {
