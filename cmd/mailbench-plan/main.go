@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -640,10 +641,12 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		r.note += fmt.Sprintf(" %s %.1f", e.k, float64(e.v)/float64(max(sampled, 1)))
 	}
 	r.note += fmt.Sprintf("\nbudget workflows: %d runs, %d events (%.0f per account)", budgetRuns, budgetEvents, float64(budgetEvents)/float64(max(len(l.addrs), 1)))
+	books := map[string]*leaseBook{}
 	for _, svc := range []string{"mxplan-1", "emailpro-1"} {
 		// A lease asked in one run of a budget can be granted or given
 		// back in a later one (continue-as-new): one book for all runs.
 		lb := newLeaseBook()
+		books[svc] = lb
 		for _, run := range runs[svc] {
 			lb.read(ctx, c, workflows.BudgetWorkflowID(svc), run)
 		}
@@ -654,6 +657,10 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		}
 		r.note += fmt.Sprintf("\nbudget %s: %d leases, held %.1f s each on average, %.0f %% of its %d connections x %.0f s in use",
 			svc, u.leases, u.held.Seconds()/float64(max(u.leases, 1)), 100*u.connSeconds/(float64(limit)*r.seconds), limit, r.seconds)
+	}
+	if w := destAfterSource(books["mxplan-1"], books["emailpro-1"]); len(w) > 0 {
+		r.note += fmt.Sprintf("\nthe destination's grant after the source's (the source held meanwhile): median %s, p90 %s, over %d lease rounds",
+			w[len(w)/2].Round(time.Millisecond), w[len(w)*9/10].Round(time.Millisecond), len(w))
 	}
 	r.note += "\nactivities, median (total over the sampled accounts):"
 	var names []string
@@ -792,6 +799,25 @@ func (b *leaseBook) read(ctx context.Context, c client.Client, id, run string) {
 			}
 		}
 	})
+}
+
+// destAfterSource is, for each lease round that asked both servers (the
+// destination's lease numbered right after the source's), how long after
+// the source's grant the destination's came, sorted.
+func destAfterSource(src, dst *leaseBook) []time.Duration {
+	var out []time.Duration
+	for lease, g := range src.granted {
+		i := strings.LastIndexByte(lease, '#')
+		n, err := strconv.Atoi(lease[i+1:])
+		if i < 0 || err != nil {
+			continue
+		}
+		if dg, ok := dst.granted[lease[:i+1]+strconv.Itoa(n+1)]; ok {
+			out = append(out, max(dg.Sub(g), 0))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (b *leaseBook) usage() usage {
