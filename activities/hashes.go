@@ -39,9 +39,9 @@ type heldSnapshot struct {
 }
 
 // NewHashes returns a store with the worker's bounds: about 120 bytes a
-// message, 250,000 messages (30 MB) at most.
+// message, 100,000 messages (12 MB) at most, 5,000 an account.
 func NewHashes() *Hashes {
-	return &Hashes{MaxMessages: 250_000, MaxPerAccount: 5_000, SnapshotTTL: 10 * time.Minute}
+	return &Hashes{MaxMessages: 100_000, MaxPerAccount: 5_000, SnapshotTTL: 10 * time.Minute}
 }
 
 // digests returns the account's store of copy hashes (nil: none kept).

@@ -345,9 +345,6 @@ type VerifySourceSummary struct {
 	Hashed   int `json:"hashed"`
 	// Pass is the last delta's summary when CopyInput.Sync ran it first.
 	Pass *CopySummary `json:"pass,omitempty"`
-	// Unread: VerifyDestination found no reading of the source in its
-	// worker, and checked nothing.
-	Unread bool `json:"unread,omitempty"`
 }
 
 // VerifySource is verify's source half: the last delta (CopyInput.Sync),

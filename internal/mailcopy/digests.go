@@ -17,8 +17,14 @@ import (
 // NUL byte made the copy read it twice, it was already on the destination).
 type Digests struct {
 	mu  sync.Mutex
-	m   map[digestKey]digest
+	m   map[digestKey]hashed
 	max int
+}
+
+// hashed is what is kept of a message: about 120 bytes with its key.
+type hashed struct {
+	raw, norm [32]byte
+	size      int64
 }
 
 type digestKey struct {
@@ -29,7 +35,7 @@ type digestKey struct {
 
 // NewDigests returns an empty store that keeps up to max messages (0: no
 // bound); the messages past it are read from the source by verify.
-func NewDigests(max int) *Digests { return &Digests{m: map[digestKey]digest{}, max: max} }
+func NewDigests(max int) *Digests { return &Digests{m: map[digestKey]hashed{}, max: max} }
 
 // Len is the number of messages held.
 func (d *Digests) Len() int {
@@ -52,7 +58,7 @@ func (d *Digests) Add(folder string, uidValidity uint32, uid imap.UID, raw, norm
 	if d.max > 0 && len(d.m) >= d.max {
 		return
 	}
-	d.m[digestKey{folder, uidValidity, uid}] = digest{raw: raw, norm: norm, size: size}
+	d.m[digestKey{folder, uidValidity, uid}] = hashed{raw: raw, norm: norm, size: size}
 }
 
 // known returns the digest of a source message the copy hashed, if its size
@@ -62,11 +68,10 @@ func (d *Digests) known(folder string, uidValidity uint32, uid imap.UID, size in
 		return digest{}, false
 	}
 	d.mu.Lock()
-	dg, ok := d.m[digestKey{folder, uidValidity, uid}]
+	h, ok := d.m[digestKey{folder, uidValidity, uid}]
 	d.mu.Unlock()
-	if !ok || dg.size != size {
+	if !ok || h.size != size {
 		return digest{}, false
 	}
-	dg.date = date
-	return dg, true
+	return digest{raw: h.raw, norm: h.norm, size: h.size, date: date}, true
 }

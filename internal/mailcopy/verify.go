@@ -130,6 +130,7 @@ func (s *SourceSnapshot) Started() time.Time { return s.start }
 func VerifySource(ctx context.Context, src, dst Endpoint, opts Options) (_ *SourceSnapshot, err error) {
 	opts.defaults()
 	snap := &SourceSnapshot{opts: opts, start: time.Now()}
+	snap.opts.Session, snap.opts.Digests = nil, nil // the destination's half uses neither
 	s, d, err := opts.Session.pair(ctx, src, dst)
 	if err != nil {
 		return nil, err
