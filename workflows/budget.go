@@ -170,9 +170,10 @@ func ServerBudget(ctx workflow.Context, st BudgetState) error {
 	// Versioned: grants sent together in one workflow task, waiters told
 	// only when their place halves (version 2: or doubles; and a granted
 	// request's Then handed on to the next budget; version 3: nothing
-	// waits for a signal's delivery, and places are told less often).
-	v := workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 3)
-	b.batch, b.calm, b.async = v >= 1, v >= 2, v >= 3
+	// waits for a signal's delivery, and places are told less often;
+	// version 4: a place closer than one turn of the share is not told).
+	v := workflow.GetVersion(ctx, "budget-batch-grants", workflow.DefaultVersion, 4)
+	b.batch, b.calm, b.async, b.quiet = v >= 1, v >= 2, v >= 3, v >= 4
 	sweepAt := workflow.Now(ctx).Add(budgetSweep)
 	for {
 		b.grant(ctx)
@@ -257,7 +258,7 @@ type budget struct {
 	st                                        BudgetState
 	log                                       interface{ Warn(string, ...interface{}) }
 	acquire, release, throttle, pause, resume workflow.ReceiveChannel
-	notices, batch, calm, async               bool
+	notices, batch, calm, async, quiet        bool
 	// pending are the signals sent and not yet delivered (async): the
 	// budget goes on granting and releasing meanwhile.
 	pending []sentSignal
@@ -512,6 +513,13 @@ func (b *budget) tell(ctx workflow.Context) {
 		// to a quarter, or grown past twice and four more (a few verifies
 		// of accounts in flight queued ahead of it do not make a notice).
 		if b.async && ok && told >= 0 && place >= 0 && place > told/4 && place <= 2*told+4 {
+			continue
+		}
+		// Quiet budgets: fewer waiting ahead than the share holds are
+		// granted within one turn (a second or so in a busy plan), and the
+		// holder's own "queued for <service>" says enough meanwhile; a
+		// holder told it was paused still hears that it no longer is.
+		if b.quiet && place >= 0 && place < int(b.st.Share) && (!ok || told >= 0) {
 			continue
 		}
 		b.st.Told[q.Lease] = place

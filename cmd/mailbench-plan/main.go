@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -466,6 +468,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	}
 	defer func() { _ = srv.Stop() }()
 	tpid := findPID("start-dev", strconv.Itoa(port))
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.MustPickPort())
 	pwFile := filepath.Join(l.work, "master.pw")
 	keyFile := filepath.Join(l.work, "tsig.key")
 	if err := os.WriteFile(pwFile, []byte(masterPW), 0o600); err != nil {
@@ -478,6 +481,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 		"masterPasswordFile": pwFile, "imapPlain": true, "connections": o.conns, "defaultServerBudget": budget,
 		"serverBudgets": map[string]int{"mxplan-1": budget, "emailpro-1": destBudget},
 		"dnsResolver":   l.bind.PrimaryAddr(),
+		"metricsAddr":   metricsAddr,
 		"dnsOverride":   map[string]string{"ns1." + domain + ".": l.bind.PrimaryAddr(), "ns2." + domain + ".": l.bind.PrimaryAddr()},
 		"logLevel":      o.workerLogLevel,
 		"managedZones":  []map[string]string{{"zone": domain, "primary": l.bind.PrimaryAddr(), "keyName": l.bind.KeyName, "keyFile": keyFile}}}
@@ -563,6 +567,7 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	r.temporal = treeCPU(tpid) - tBefore
 	r.tool = treeCPU(w.Process.Pid)
 	rss := procstat.PeakRSSMB(w.Process.Pid)
+	lats := scrapeLatencies("http://" + metricsAddr + "/metrics")
 	stopWorker()
 	// History events per account, on a sample.
 	events, maxEvents, sampled := 0, 0, 0
@@ -661,6 +666,9 @@ func (l *lab) runPlan(ctx context.Context, o options) (result, error) {
 	if w := destAfterSource(books["mxplan-1"], books["emailpro-1"]); len(w) > 0 {
 		r.note += fmt.Sprintf("\nthe destination's grant after the source's (the source held meanwhile): median %s, p90 %s, over %d lease rounds",
 			w[len(w)/2].Round(time.Millisecond), w[len(w)*9/10].Round(time.Millisecond), len(w))
+	}
+	if len(lats) > 0 {
+		r.note += "\nworker's own timings, mean (count), from its metrics:" + lats
 	}
 	r.note += "\nactivities, median (total over the sampled accounts):"
 	var names []string
@@ -887,4 +895,70 @@ func medianSum(d []time.Duration) (median, sum time.Duration) {
 		sum += x
 	}
 	return d[len(d)/2], sum
+}
+
+// scrapeLatencies reads the worker's Prometheus metrics and returns, for
+// each local activity type and for workflow tasks (time to start, time to
+// run), the mean and the count: what the steps under a lease cost and how
+// long a workflow task waits for the worker.
+func scrapeLatencies(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	type acc struct{ sum, count float64 }
+	sums := map[string]*acc{}
+	var keys []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var name, kind string
+		switch {
+		case strings.HasPrefix(line, "temporal_local_activity_execution_latency_seconds_"):
+			i := strings.Index(line, `activity_type="`)
+			if i < 0 {
+				continue
+			}
+			rest := line[i+len(`activity_type="`):]
+			name = "LA " + rest[:strings.IndexByte(rest, '"')]
+			kind = strings.TrimPrefix(line[:strings.IndexAny(line, "{ ")], "temporal_local_activity_execution_latency_seconds_")
+		case strings.HasPrefix(line, "temporal_workflow_task_schedule_to_start_latency_seconds_"):
+			name = "workflow task, scheduled to started"
+			kind = strings.TrimPrefix(line[:strings.IndexAny(line, "{ ")], "temporal_workflow_task_schedule_to_start_latency_seconds_")
+		case strings.HasPrefix(line, "temporal_workflow_task_execution_latency_seconds_"):
+			name = "workflow task, run"
+			kind = strings.TrimPrefix(line[:strings.IndexAny(line, "{ ")], "temporal_workflow_task_execution_latency_seconds_")
+		default:
+			continue
+		}
+		if kind != "sum" && kind != "count" {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		a := sums[name]
+		if a == nil {
+			a = &acc{}
+			sums[name] = a
+			keys = append(keys, name)
+		}
+		if kind == "sum" {
+			a.sum += v
+		} else {
+			a.count += v
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		if a := sums[k]; a.count > 0 {
+			fmt.Fprintf(&b, " %s %.0fms (%.0f);", k, 1000*a.sum/a.count, a.count)
+		}
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }
