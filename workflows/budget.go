@@ -435,18 +435,6 @@ func (b *budget) grant(ctx workflow.Context) {
 			b.st.Held = append(b.st.Held, r)
 			b.st.Granted++
 			b.st.Peak = max(b.st.Peak, b.st.used())
-			if then != nil && b.quiet {
-				// Version 4: the request goes on as a signal sent with the
-				// grant, when this task ends; nothing here waits for it. A
-				// next budget that is not running is started by a local
-				// activity in a later task (settle), and the grant's
-				// promise that the request went on holds, a little later.
-				f := workflow.SignalExternalWorkflow(ctx, then.WorkflowID, "", then.Signal, then.Request)
-				b.pending = append(b.pending, sentSignal{r: r, f: f, then: then})
-				sent = append(sent, granted{r, workflow.SignalExternalWorkflow(ctx, r.Holder, "", SignalGranted,
-					LeaseGrant{Lease: r.Lease, Service: b.st.Service, Forwarded: true})})
-				continue
-			}
 			if then != nil && b.calm {
 				// One try, briefly: a budget never waits on another.
 				hctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -556,16 +544,11 @@ func (b *budget) idle() bool {
 	return len(b.st.Held)+len(b.st.Queue)+len(b.st.Paused) == 0 && b.st.Share >= float64(b.st.Limit)
 }
 
-// sentSignal is a grant or a place sent to a holder, or a holder's next
-// request handed on (then), to be delivered.
+// sentSignal is a grant or a place sent to a holder, to be delivered.
 type sentSignal struct {
 	r     LeaseRequest
 	f     workflow.Future
 	grant bool
-	then  *activities.LeaseInput
-	// started: then was handed on by a local activity that starts the
-	// next budget.
-	started bool
 }
 
 // settle handles a sent signal's delivery: a grant that could not be
@@ -574,24 +557,6 @@ type sentSignal struct {
 func (b *budget) settle(ctx workflow.Context, p sentSignal, f workflow.Future) {
 	b.pending = keep(b.pending, func(q sentSignal) bool { return q.f != p.f })
 	if err := f.Get(ctx, nil); err != nil {
-		if p.then != nil && p.started {
-			// Not even started: the holder asks for it itself (a grant
-			// saying the request did not go on).
-			b.log.Warn("hand a request on to the next budget", "holder", p.r.Holder, "error", err)
-			b.pending = append(b.pending, sentSignal{r: p.r, grant: true, f: workflow.SignalExternalWorkflow(ctx, p.r.Holder, "", SignalGranted,
-				LeaseGrant{Lease: p.r.Lease, Service: b.st.Service, Forwarded: false})})
-			return
-		}
-		if p.then != nil {
-			// The next budget is not running: a local activity starts it
-			// with the request.
-			hctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-				Summary:             "budget: start " + p.then.WorkflowID + " with " + p.r.Holder + "'s next request",
-				StartToCloseTimeout: 10 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
-			b.pending = append(b.pending, sentSignal{r: p.r, then: p.then, started: true,
-				f: workflow.ExecuteLocalActivity(hctx, a.RequestLease, *p.then)})
-			return
-		}
 		if p.grant {
 			b.log.Warn("lease holder gone", "holder", p.r.Holder, "error", err)
 			b.st.Held = keep(b.st.Held, func(l LeaseRequest) bool { return l.Lease != p.r.Lease })
