@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/mailshift/mailshift/internal/directory"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -67,9 +68,10 @@ type LeaseRelease struct {
 	Lease      string `json:"lease"`
 }
 
-// ReleaseLeases gives leases back, one signal each. A budget that is not
-// running holds nothing to give back. Idempotent: the budget ignores a
-// lease it no longer knows.
+// ReleaseLeases gives leases back, one signal each, all at once (each is
+// a round trip to the server; the source's budget need not wait for the
+// destination's). A budget that is not running holds nothing to give
+// back. Idempotent: the budget ignores a lease it no longer knows.
 func (a *Activities) ReleaseLeases(ctx context.Context, in []LeaseRelease) error {
 	// The connections a lease covered close before it goes back.
 	a.Sessions.close(workflowID(ctx))
@@ -79,14 +81,19 @@ func (a *Activities) ReleaseLeases(ctx context.Context, in []LeaseRelease) error
 	if a.Temporal == nil {
 		return permanent(ErrTypeConfig, "the worker has no Temporal client for server budgets")
 	}
-	for _, r := range in {
-		err := a.Temporal.SignalWorkflow(ctx, r.WorkflowID, "", r.Signal, r.Lease)
-		var nf *serviceerror.NotFound
-		if err != nil && !errors.As(err, &nf) {
-			return err
-		}
+	errs := make([]error, len(in))
+	var wg sync.WaitGroup
+	for i, r := range in {
+		wg.Go(func() {
+			err := a.Temporal.SignalWorkflow(ctx, r.WorkflowID, "", r.Signal, r.Lease)
+			var nf *serviceerror.NotFound
+			if err != nil && !errors.As(err, &nf) {
+				errs[i] = err
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // ClosedWorkflows returns the IDs among ids whose latest run is closed (or
