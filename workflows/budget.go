@@ -515,11 +515,13 @@ func (b *budget) tell(ctx workflow.Context) {
 		if b.async && ok && told >= 0 && place >= 0 && place > told/4 && place <= 2*told+4 {
 			continue
 		}
-		// Quiet budgets: fewer waiting ahead than the share holds are
-		// granted within one turn (a second or so in a busy plan), and the
-		// holder's own "queued for <service>" says enough meanwhile; a
-		// holder told it was paused still hears that it no longer is.
-		if b.quiet && place >= 0 && place < int(b.st.Share) && (!ok || told >= 0) {
+		// Quiet budgets: a waiter with fewer ahead than the share holds
+		// is granted within one turn (a second or so in a busy plan). One
+		// that was never told hears nothing (its own "queued for
+		// <service>" says enough meanwhile); one told a larger place hears
+		// the first place under the share, then nothing more; one told it
+		// was paused hears that it no longer is.
+		if share := int(b.st.Share); b.quiet && place >= 0 && place < share && (!ok || (told >= 0 && told < share)) {
 			continue
 		}
 		b.st.Told[q.Lease] = place
