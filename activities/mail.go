@@ -266,7 +266,22 @@ type VerifySummary struct {
 
 // Verify checks that every source message is on the destination. A missing
 // message is a permanent VerifyMismatch naming the folders.
-func (a *Activities) Verify(ctx context.Context, in CopyInput) (_ *VerifySummary, err error) {
+func (a *Activities) Verify(ctx context.Context, in CopyInput) (*VerifySummary, error) {
+	var res *mailcopy.VerifyResult
+	pass, err := a.verifyStep(ctx, in, "verification of "+in.Address, func(p servers, opts mailcopy.Options) (err error) {
+		res, err = a.Mail.Verify(ctx, p.sep, p.dep, opts)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a.verified(ctx, in, res, pass)
+}
+
+// verifyStep runs read, a verify's reading, on the migration's
+// connections after the last delta (CopyInput.Sync), again after a lost
+// connection, and returns the delta's summary.
+func (a *Activities) verifyStep(ctx context.Context, in CopyInput, what string, read func(servers, mailcopy.Options) error) (_ *CopySummary, err error) {
 	p, err := a.serversOf(ctx, in)
 	if err != nil {
 		return nil, err
@@ -278,18 +293,16 @@ func (a *Activities) Verify(ctx context.Context, in CopyInput) (_ *VerifySummary
 		return nil, err
 	}
 	_, stop := keepAlive(ctx)
-	var res *mailcopy.VerifyResult
-	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Address, func() (bool, error) {
-		var err error
-		res, err = a.Mail.Verify(ctx, p.sep, p.dep, a.verifyOptions(ctx, in, p, sess))
+	defer stop()
+	err = reconnecting(ctx, a.log(ctx), what, func() (bool, error) {
+		err := read(p, a.verifyOptions(ctx, in, p, sess))
 		a.reportOverloads(ctx, err, in.From, in.To, p.src.IMAPAddr, p.dst.IMAPAddr)
 		return false, err
 	})
-	stop()
 	if err != nil {
 		return nil, fromEngine(err)
 	}
-	return a.verified(ctx, in, res, pass)
+	return pass, nil
 }
 
 // lastDelta runs, for CopyInput.Sync, the last delta before a verify, on
@@ -351,28 +364,14 @@ type VerifySourceSummary struct {
 // then every source message's metadata and content hash, held in this
 // worker's memory (Hashes) for VerifyDestination, which reads the
 // destination once the source's lease is given back.
-func (a *Activities) VerifySource(ctx context.Context, in CopyInput) (_ *VerifySourceSummary, err error) {
-	p, err := a.serversOf(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	sess, done := a.Sessions.session(ctx)
-	defer func() { done(err) }()
-	pass, err := a.lastDelta(ctx, &in, p, sess)
-	if err != nil {
-		return nil, err
-	}
-	_, stop := keepAlive(ctx)
+func (a *Activities) VerifySource(ctx context.Context, in CopyInput) (*VerifySourceSummary, error) {
 	var snap *mailcopy.SourceSnapshot
-	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Address+" (source)", func() (bool, error) {
-		var err error
-		snap, err = a.Mail.VerifySource(ctx, p.sep, p.dep, a.verifyOptions(ctx, in, p, sess))
-		a.reportOverloads(ctx, err, in.From, in.To, p.src.IMAPAddr, p.dst.IMAPAddr)
-		return false, err
+	pass, err := a.verifyStep(ctx, in, "verification of "+in.Address+" (source)", func(p servers, opts mailcopy.Options) (err error) {
+		snap, err = a.Mail.VerifySource(ctx, p.sep, p.dep, opts)
+		return err
 	})
-	stop()
 	if err != nil {
-		return nil, fromEngine(err)
+		return nil, err
 	}
 	a.log(ctx).Info("verify: source read", zap.String("account", in.Address), zap.Int("messages", snap.Messages),
 		zap.Int("hashedNow", snap.Hashed), zap.Duration("took", time.Since(snap.Started())))

@@ -80,6 +80,15 @@ func startLabOpts(t *testing.T, dbPath string, tls, sieve bool) *lab {
 
 func addrOf(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
+// aliceEndpoints are alice's accounts on the lab's source and destination,
+// through the master user.
+func (l *lab) aliceEndpoints() (src, dst mailcopy.Endpoint) {
+	src = mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
+	dst = src
+	dst.Addr = l.dst.Addr
+	return src, dst
+}
+
 func login(addr, user, pw string) error {
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {

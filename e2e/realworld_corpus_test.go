@@ -34,14 +34,7 @@ func TestRealWorldCorpusThreeRuns(t *testing.T) {
 	if os.Getenv("MAILSHIFT_BIG_FOLDER") != "" {
 		big = 20000
 	}
-	root := filepath.Join(src.Dir, "mail", "example.com", "alice")
-	n, err := corpus.Write(root, corpus.Spec{Seed: 12, Big: big, UID: 65534, GID: 65534})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{filepath.Join(src.Dir, "mail"), filepath.Join(src.Dir, "mail", "example.com")} {
-		_ = os.Chown(p, 65534, 65534)
-	}
+	n := layCorpus(t, l, corpus.Spec{Seed: 12, Big: big})
 	t.Logf("corpus: %d messages, classes: %s", n, strings.Join(corpus.Classes, ", "))
 
 	bin := buildCopy(t)
@@ -113,6 +106,21 @@ func TestRealWorldCorpusThreeRuns(t *testing.T) {
 	}
 	t.Logf("three runs of mailshift-copy on the adversarial corpus (%d messages):\n| run | exact | altered by destination | preserved | reported | lost | duplicated | copied this run | exit |\n|---|---|---|---|---|---|---|---|---|\n%s",
 		n, strings.Join(rows, "\n"))
+}
+
+// layCorpus writes the adversarial corpus into alice's Maildir on the
+// lab's source, owned by the mail user, and returns its message count.
+func layCorpus(t *testing.T, l *lab, spec corpus.Spec) int {
+	t.Helper()
+	spec.UID, spec.GID = 65534, 65534
+	n, err := corpus.Write(filepath.Join(l.src.Dir, "mail", "example.com", "alice"), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(l.src.Dir, "mail"), filepath.Join(l.src.Dir, "mail", "example.com")} {
+		_ = os.Chown(p, 65534, 65534)
+	}
+	return n
 }
 
 // startRealWorldLab starts a source and a destination lab Dovecot (the

@@ -61,9 +61,7 @@ func TestRealWorldModuleMessages(t *testing.T) {
 		_ = os.Chown(p, 65534, 65534)
 	}
 
-	src := mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
-	dst := src
-	dst.Addr = l.dst.Addr
+	src, dst := l.aliceEndpoints()
 	var rows []string
 	reported := map[string]mailcopy.Skip{}
 	var items []mailcopy.Skip

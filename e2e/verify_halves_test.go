@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/mailshift/mailshift/internal/corpus"
@@ -18,17 +16,8 @@ import (
 func TestVerifyHalvesOnTheCorpus(t *testing.T) {
 	ctx := context.Background()
 	l := startRealWorldLab(t, 1<<20)
-	root := filepath.Join(l.src.Dir, "mail", "example.com", "alice")
-	n, err := corpus.Write(root, corpus.Spec{Seed: 21, Big: 300, UID: 65534, GID: 65534})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{filepath.Join(l.src.Dir, "mail"), filepath.Join(l.src.Dir, "mail", "example.com")} {
-		_ = os.Chown(p, 65534, 65534)
-	}
-	src := mailcopy.Endpoint{Addr: l.src.Addr, Security: mailcopy.SecurityPlain, User: "alice@example.com", MasterUser: "mailshift", Password: masterPW}
-	dst := src
-	dst.Addr = l.dst.Addr
+	n := layCorpus(t, l, corpus.Spec{Seed: 21, Big: 300})
+	src, dst := l.aliceEndpoints()
 
 	dg := mailcopy.NewDigests(0)
 	res, err := mailcopy.Copy(ctx, src, dst, mailcopy.Options{Locale: "fr", Digests: dg})

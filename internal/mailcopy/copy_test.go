@@ -303,13 +303,11 @@ func TestOversizedMessageSkippedWithReason(t *testing.T) {
 	}
 }
 
-func TestVerifyFindsMissing(t *testing.T) {
-	src, dst := startMem(t, "a@x.test"), startMem(t, "a@x.test")
-	src.seed(t, mailgen.Spec{Seed: 6, Messages: 40})
-	if _, err := mailcopy.Copy(context.Background(), ep(src.addr, "a@x.test"), ep(dst.addr, "a@x.test"), mailcopy.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	c := dialRaw(t, dst.addr)
+// expungeFirst deletes the first message of the INBOX at addr.
+func expungeFirst(t *testing.T, addr string) {
+	t.Helper()
+	c := dialRaw(t, addr)
+	defer c.Close()
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +317,15 @@ func TestVerifyFindsMissing(t *testing.T) {
 	if err := c.Expunge().Close(); err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
+}
+
+func TestVerifyFindsMissing(t *testing.T) {
+	src, dst := startMem(t, "a@x.test"), startMem(t, "a@x.test")
+	src.seed(t, mailgen.Spec{Seed: 6, Messages: 40})
+	if _, err := mailcopy.Copy(context.Background(), ep(src.addr, "a@x.test"), ep(dst.addr, "a@x.test"), mailcopy.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	expungeFirst(t, dst.addr)
 	v, err := mailcopy.Verify(context.Background(), ep(src.addr, "a@x.test"), ep(dst.addr, "a@x.test"), mailcopy.Options{})
 	if err != nil {
 		t.Fatal(err)

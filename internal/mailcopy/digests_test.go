@@ -48,17 +48,7 @@ func TestVerifyFromTheCopysHashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// And a copied message the destination lost.
-	c := dialRaw(t, dst.addr)
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Expunge().Close(); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	expungeFirst(t, dst.addr)
 	if snap, err = mailcopy.VerifySource(ctx, s, d, opts); err != nil {
 		t.Fatal(err)
 	}
