@@ -106,10 +106,3 @@ func (ss *Sessions) close(wid string) {
 		k.s.Close()
 	}
 }
-
-// open counts the pairs kept (tests).
-func (ss *Sessions) open() int {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return len(ss.kept)
-}
