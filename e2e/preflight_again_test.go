@@ -15,17 +15,43 @@ import (
 	"github.com/mailshift/mailshift/workflows"
 )
 
+// devActivities starts the dev platform with one account of messages
+// messages and an activity test environment on its activities.
+func devActivities(t *testing.T, messages int) (*devstack.Stack, *activities.Activities, *testsuite.TestActivityEnvironment) {
+	t.Helper()
+	st, acts, err := app.StartDev(context.Background(), filepath.Join(t.TempDir(), "directory.db"), 1, messages, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	return st, acts, env
+}
+
+// preflightOf runs the preflight of owner's move to Email Pro for the
+// migration wid.
+func preflightOf(t *testing.T, env *testsuite.TestActivityEnvironment, acts *activities.Activities, owner, wid string) activities.PreflightResult {
+	t.Helper()
+	v, err := env.ExecuteActivity(acts.Preflight, activities.PreflightInput{Address: owner, To: devstack.EmailProService, WorkflowID: wid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pf activities.PreflightResult
+	if err := v.Get(&pf); err != nil {
+		t.Fatal(err)
+	}
+	return pf
+}
+
 // TestPreflightAgainAfterAssignSlot: a workflow task lost with its worker
 // runs its local activities again, so a migration's preflight can run
 // after its own assign-slot. It still finds a slot (the one it claimed),
 // even when that was the last free one; another migration finds none.
 func TestPreflightAgainAfterAssignSlot(t *testing.T) {
 	ctx := context.Background()
-	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "directory.db"), 1, 5, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	st, acts, env := devActivities(t, 5)
 	free, err := st.Dir.FreeSlots(ctx, devstack.EmailProService, 0)
 	if err != nil || len(free) == 0 {
 		t.Fatalf("free slots %v, %v", free, err)
@@ -35,21 +61,10 @@ func TestPreflightAgainAfterAssignSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var ts testsuite.WorkflowTestSuite
-	env := ts.NewTestActivityEnvironment()
-	env.RegisterActivity(acts)
 	owner := "alice@example.com"
 	preflight := func(wid string) activities.PreflightResult {
 		t.Helper()
-		v, err := env.ExecuteActivity(acts.Preflight, activities.PreflightInput{Address: owner, To: devstack.EmailProService, WorkflowID: wid})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pf activities.PreflightResult
-		if err := v.Get(&pf); err != nil {
-			t.Fatal(err)
-		}
-		return pf
+		return preflightOf(t, env, acts, owner, wid)
 	}
 	wid := workflows.WorkflowID(owner)
 	pf := preflight(wid)

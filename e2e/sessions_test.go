@@ -1,16 +1,10 @@
 package e2e
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/testsuite"
-	"go.uber.org/zap"
-
 	"github.com/mailshift/mailshift/activities"
-	"github.com/mailshift/mailshift/internal/app"
 	"github.com/mailshift/mailshift/internal/devstack"
 )
 
@@ -19,24 +13,9 @@ import (
 // goes back and after its idle time; an activity (run on any worker)
 // keeps nothing.
 func TestLocalStepsShareOneLogin(t *testing.T) {
-	ctx := context.Background()
-	st, acts, err := app.StartDev(ctx, filepath.Join(t.TempDir(), "directory.db"), 1, 40, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	var ts testsuite.WorkflowTestSuite
-	env := ts.NewTestActivityEnvironment()
-	env.RegisterActivity(acts)
+	st, acts, env := devActivities(t, 40)
 	owner := "alice@example.com"
-	pfv, err := env.ExecuteActivity(acts.Preflight, activities.PreflightInput{Address: owner, To: devstack.EmailProService, WorkflowID: "default-test-workflow-id"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pf activities.PreflightResult
-	if err := pfv.Get(&pf); err != nil {
-		t.Fatal(err)
-	}
+	pf := preflightOf(t, env, acts, owner, "default-test-workflow-id")
 	if _, err := env.ExecuteActivity(acts.AssignSlot, activities.AssignInput{Address: owner, To: devstack.EmailProService, WorkflowID: "default-test-workflow-id", MinQuota: pf.QuotaNeeded}); err != nil {
 		t.Fatal(err)
 	}
