@@ -292,17 +292,26 @@ func (a *Activities) verifyStep(ctx context.Context, in CopyInput, what string, 
 	if err != nil {
 		return nil, err
 	}
+	if err := a.reading(ctx, in, p, what, func() error { return read(p, a.verifyOptions(ctx, in, p, sess)) }); err != nil {
+		return nil, err
+	}
+	return pass, nil
+}
+
+// reading runs read, heartbeating, again after a lost connection; an
+// overload the servers answer shrinks their shares.
+func (a *Activities) reading(ctx context.Context, in CopyInput, p servers, what string, read func() error) error {
 	_, stop := keepAlive(ctx)
 	defer stop()
-	err = reconnecting(ctx, a.log(ctx), what, func() (bool, error) {
-		err := read(p, a.verifyOptions(ctx, in, p, sess))
+	err := reconnecting(ctx, a.log(ctx), what, func() (bool, error) {
+		err := read()
 		a.reportOverloads(ctx, err, in.From, in.To, p.src.IMAPAddr, p.dst.IMAPAddr)
 		return false, err
 	})
 	if err != nil {
-		return nil, fromEngine(err)
+		return fromEngine(err)
 	}
-	return pass, nil
+	return nil
 }
 
 // lastDelta runs, for CopyInput.Sync, the last delta before a verify, on
@@ -403,17 +412,12 @@ func (a *Activities) VerifyDestination(ctx context.Context, in VerifyDestination
 	if err != nil {
 		return nil, err
 	}
-	_, stop := keepAlive(ctx)
 	var res *mailcopy.VerifyResult
-	err = reconnecting(ctx, a.log(ctx), "verification of "+in.Copy.Address+" (destination)", func() (bool, error) {
-		var err error
+	if err := a.reading(ctx, in.Copy, p, "verification of "+in.Copy.Address+" (destination)", func() (err error) {
 		res, err = a.Mail.VerifyAgainst(ctx, p.dep, snap)
-		a.reportOverloads(ctx, err, in.Copy.From, in.Copy.To, p.src.IMAPAddr, p.dst.IMAPAddr)
-		return false, err
-	})
-	stop()
-	if err != nil {
-		return nil, fromEngine(err)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	a.log(ctx).Info("verify: destination checked", zap.String("account", in.Copy.Address), zap.Int("checked", res.Checked),
 		zap.Duration("took", res.Duration))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.uber.org/zap"
 
@@ -35,14 +36,20 @@ func devActivities(t *testing.T, messages int) (*devstack.Stack, *activities.Act
 func preflightOf(t *testing.T, env *testsuite.TestActivityEnvironment, acts *activities.Activities, owner, wid string) activities.PreflightResult {
 	t.Helper()
 	v, err := env.ExecuteActivity(acts.Preflight, activities.PreflightInput{Address: owner, To: devstack.EmailProService, WorkflowID: wid})
+	return resultOf[activities.PreflightResult](t, v, err)
+}
+
+// resultOf is an activity's answer in a test environment, decoded; an
+// error fails the test.
+func resultOf[T any](t *testing.T, v converter.EncodedValue, err error) (out T) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pf activities.PreflightResult
-	if err := v.Get(&pf); err != nil {
+	if err := v.Get(&out); err != nil {
 		t.Fatal(err)
 	}
-	return pf
+	return out
 }
 
 // TestPreflightAgainAfterAssignSlot: a workflow task lost with its worker

@@ -27,14 +27,7 @@ func TestLocalStepsShareOneLogin(t *testing.T) {
 			run = env.ExecuteLocalActivity
 		}
 		v, err := run(acts.CopyMailbox, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sum activities.CopySummary
-		if err := v.Get(&sum); err != nil {
-			t.Fatal(err)
-		}
-		return sum
+		return resultOf[activities.CopySummary](t, v, err)
 	}
 	openOn := func(s *devstack.IMAPServer) int64 { o, _ := s.Connections(); return o }
 	settled := func(what string, s *devstack.IMAPServer, want int64) {

@@ -357,8 +357,7 @@ func (m *migration) verify(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	m.st.Verify = &v
-	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)
+	m.verified(&v)
 	return nil
 }
 
@@ -391,9 +390,15 @@ func (m *migration) verifyOneLease(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	m.st.Verify = &v
-	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)
+	m.verified(&v)
 	return nil
+}
+
+// verified keeps a verify's answer and the messages it found over the
+// destination's limit.
+func (m *migration) verified(v *activities.VerifySummary) {
+	m.st.Verify = v
+	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)
 }
 
 // verifyHalves is verify with the source held for its own half only: the
@@ -438,8 +443,7 @@ func (m *migration) verifyHalves(ctx workflow.Context) error {
 			return err
 		}
 	}
-	m.st.Verify = &v
-	m.st.Skips = appendSkips(m.st.Skips, v.OverLimit)
+	m.verified(&v)
 	return nil
 }
 

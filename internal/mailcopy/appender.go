@@ -176,7 +176,6 @@ func (c *countingReader) sums(p *pendingAppend) {
 	c.h.Sum(p.sum[:0])
 	if c.norm != nil {
 		c.norm.h.Sum(p.norm[:0])
-		p.normed = true
 	}
 }
 
@@ -292,13 +291,11 @@ type pendingAppend struct {
 	date  time.Time
 	flags []imap.Flag
 	sum   [32]byte // SHA-256 of the bytes sent
-	// norm is the SHA-256 of their normalized form, when normed
-	// (appender.norm).
-	norm   [32]byte
-	normed bool
-	had80  bool // a 0x80 byte was sent (perhaps a NUL served as 0x80)
-	cmd    *imapclient.AppendCommand
-	rawCh  chan rawResult
+	// norm is the SHA-256 of their normalized form (with appender.norm).
+	norm  [32]byte
+	had80 bool // a 0x80 byte was sent (perhaps a NUL served as 0x80)
+	cmd   *imapclient.AppendCommand
+	rawCh chan rawResult
 	// batch is the MULTIAPPEND the message went in (nil: its own
 	// APPEND), index its place there.
 	batch *multiBatch

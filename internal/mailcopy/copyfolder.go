@@ -206,7 +206,7 @@ func copyFolder(ctx context.Context, s, d *conn, raw *rawConn, m Mapping, tr *tr
 			return nil
 		}
 		cp.Map = addToMap(cp.Map, uint32(p.uid), uint32(destUID))
-		if p.normed && !p.had80 {
+		if ap.norm && !p.had80 {
 			// The bytes verify would read from the source (BODY[]).
 			tr.opts.Digests.Add(m.Source, cp.UIDValidity, p.uid, p.sum, p.norm, p.size)
 		}

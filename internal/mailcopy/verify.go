@@ -80,14 +80,10 @@ func Verify(ctx context.Context, src, dst Endpoint, opts Options) (_ *VerifyResu
 		return nil, err
 	}
 	res := &VerifyResult{}
-	for _, m := range p.mappings {
+	for _, m := range p.selectable() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if m.NoSelect {
-			continue
-		}
-		m.Dest = resolveDest(m, p.have, p.dns)
 		// Two servers, two connections, half the wait.
 		var dh map[imap.UID]digest
 		var derr error
@@ -139,14 +135,10 @@ func VerifySource(ctx context.Context, src, dst Endpoint, opts Options) (_ *Sour
 	if snap.plan, err = planVerify(s, d, opts); err != nil {
 		return nil, err
 	}
-	for _, m := range snap.plan.mappings {
+	for _, m := range snap.plan.selectable() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if m.NoSelect {
-			continue
-		}
-		m.Dest = resolveDest(m, snap.plan.have, snap.plan.dns)
 		sf, err := snap.plan.readSource(s, m, opts)
 		if err != nil {
 			return nil, err
@@ -194,6 +186,19 @@ type verifyPlan struct {
 	binary    bool
 	preserved map[string][]string
 	reported  map[string]Skip
+}
+
+// selectable are the folders to read, each with its destination as the
+// destination's listing names it.
+func (p *verifyPlan) selectable() []Mapping {
+	var out []Mapping
+	for _, m := range p.mappings {
+		if !m.NoSelect {
+			m.Dest = resolveDest(m, p.have, p.dns)
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func planVerify(s, d *conn, opts Options) (*verifyPlan, error) {
